@@ -1,0 +1,207 @@
+"""Hugging Face <-> NeMo 2 conversion (`llm.import_ckpt`, `llm.export_ckpt`) and the logits check.
+
+A conversion can go silently wrong: without Transformer Engine, NeMo 2.5 drops every norm weight
+on import unless the names are mapped. Comparing the next-token logits of both formats on real
+text catches any such slip, so every conversion here is followed by that check:
+
+    python -m helpers.conversion import --source HF_DIR --output NEMO_DIR --report check.json
+    python -m helpers.conversion export --source NEMO_DIR --output HF_DIR --report check.json
+
+NeMo's conversions build a Lightning trainer, which refuses to start inside a notebook kernel,
+so notebooks launch this module as a command (`convert`) and read the JSON report it writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from helpers import nemo_model
+from helpers.checkpoints import is_hf_checkpoint, is_nemo_checkpoint, require_nemo_checkpoint
+from helpers.errors import SettingError, refuse
+from helpers.launch import python_module, run
+from helpers.outputs import produce
+from helpers.stack import nemo_llm
+
+QWEN3_HEAD_DIM = 128  # NeMo 2.5's Qwen3 importer does not read head_dim; it assumes 128
+# Largest |logit difference| accepted between two copies of one model, by weight dtype: fp32 copies
+# must agree to rounding; bf16 rounds a logit of ~30 to a step of 0.125, so 0.5 allows a few steps.
+LOGITS_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.5, torch.float16: 0.1}
+MIN_TOP1_AGREEMENT = 0.95
+SAMPLE_TEXT = (
+    " = Pruning and distillation = \n Structured pruning removes whole layers, attention heads or "
+    "neurons from a trained language model. Knowledge distillation then trains the smaller student "
+    "to reproduce the predictions of the original teacher, which recovers most of the lost accuracy. \n"
+)
+
+
+@dataclass(frozen=True)
+class HFModel:
+    """What the conversion needs to know about a Hugging Face Qwen3 checkpoint."""
+
+    path: Path
+    config: dict
+    tokenizer_size: int
+
+
+def inspect_hf_checkpoint(path: Path, setting: str = "model path") -> HFModel:
+    """Check that `path` is a Hugging Face Qwen3 checkpoint NeMo can import; refuse it otherwise."""
+    from transformers import AutoTokenizer
+
+    if not path.exists():
+        raise refuse(setting, f"{path} does not exist", "run the 'Get the teacher' step first, or fix the path")
+    if not (path / "config.json").is_file():
+        raise refuse(setting, f"{path} has no config.json: not a Hugging Face checkpoint", "give the folder that holds config.json")
+    config = json.loads((path / "config.json").read_text())
+    if config.get("model_type") != "qwen3":
+        raise refuse(
+            setting,
+            f"{path} holds a {config.get('model_type')!r} model, not Qwen3",
+            "use a Qwen3 checkpoint, or replace llm.Qwen3Model by your architecture's NeMo model class",
+        )
+    if config.get("head_dim", QWEN3_HEAD_DIM) != QWEN3_HEAD_DIM:
+        raise refuse(setting, f"head_dim is {config['head_dim']}", f"NeMo's Qwen3 importer only handles head_dim {QWEN3_HEAD_DIM}")
+    if not is_hf_checkpoint(path):
+        raise refuse(setting, f"{path} lacks weights (*.safetensors) or tokenizer files", "download the complete checkpoint")
+    tokenizer_size = len(AutoTokenizer.from_pretrained(path))
+    if tokenizer_size > config["vocab_size"]:
+        raise refuse(
+            setting,
+            f"the tokenizer has {tokenizer_size} tokens but the embedding only {config['vocab_size']} rows",
+            "use the tokenizer the model was trained with (its ids must index the embedding)",
+        )
+    return HFModel(path=path, config=config, tokenizer_size=tokenizer_size)
+
+
+def import_to_nemo(hf: HFModel, output: Path, overwrite: bool = False) -> Path:
+    """Convert the Hugging Face checkpoint to a NeMo 2 checkpoint at `output` with `llm.import_ckpt`."""
+    llm = nemo_llm()
+    c = hf.config
+    # The model object only selects NeMo's Qwen3 importer, which reads the architecture from config.json.
+    model = llm.Qwen3Model(
+        llm.Qwen3Config(
+            num_layers=c["num_hidden_layers"],
+            hidden_size=c["hidden_size"],
+            ffn_hidden_size=c["intermediate_size"],
+            num_attention_heads=c["num_attention_heads"],
+            num_query_groups=c["num_key_value_heads"],
+        )
+    )
+
+    def convert(partial: Path) -> None:
+        llm.import_ckpt(model=model, source=f"hf://{hf.path}", output_path=partial)
+
+    return produce(output, convert, is_valid=is_nemo_checkpoint, overwrite=overwrite, what="NeMo checkpoint")
+
+
+def export_to_hf(checkpoint: Path, output: Path, overwrite: bool = False) -> Path:
+    """Convert a NeMo 2 checkpoint to a Hugging Face checkpoint at `output` with `llm.export_ckpt`."""
+    require_nemo_checkpoint(checkpoint, "checkpoint")
+    llm = nemo_llm()
+
+    def convert(partial: Path) -> None:
+        llm.export_ckpt(path=checkpoint, target="hf", output_path=partial)
+
+    return produce(output, convert, is_valid=is_hf_checkpoint, overwrite=overwrite, what="Hugging Face checkpoint")
+
+
+@dataclass(frozen=True)
+class LogitsCheck:
+    """How closely two copies of one model agree on the next-token logits of the same tokens."""
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    top1_agreement: float
+    tolerance: float
+    dtype: str
+    tokens: int
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.top1_agreement >= MIN_TOP1_AGREEMENT
+
+    def __str__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"{verdict}: max |difference| {self.max_abs_diff:.2e} (tolerance {self.tolerance:g} for {self.dtype}), "
+            f"mean {self.mean_abs_diff:.2e}, same top-1 token at {self.top1_agreement:.1%} of {self.tokens} positions"
+        )
+
+
+def sample_token_ids(tokenizer_dir: Path, text: str = SAMPLE_TEXT) -> torch.Tensor:
+    """`text` tokenized by the model's own tokenizer, as a batch of one."""
+    from transformers import AutoTokenizer
+
+    return torch.tensor([AutoTokenizer.from_pretrained(tokenizer_dir)(text)["input_ids"]])
+
+
+def compare_logits(checkpoint: Path, hf_dir: Path, token_ids: torch.Tensor) -> LogitsCheck:
+    """Next-token logits of the NeMo checkpoint against the Hugging Face one, on the same tokens."""
+    from transformers import AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    reference_model = AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype="auto").to(device).eval()
+    dtype = reference_model.dtype
+    with torch.no_grad():
+        reference = reference_model(token_ids.to(device)).logits.float().cpu()
+    del reference_model
+    with nemo_model.loaded(checkpoint) as module:
+        candidate = nemo_model.logits(module, token_ids)[..., : reference.shape[-1]]
+    difference = (candidate - reference).abs()
+    return LogitsCheck(
+        max_abs_diff=difference.max().item(),
+        mean_abs_diff=difference.mean().item(),
+        top1_agreement=(candidate.argmax(-1) == reference.argmax(-1)).float().mean().item(),
+        tolerance=LOGITS_TOLERANCE[dtype],
+        dtype=str(dtype).removeprefix("torch."),
+        tokens=token_ids.numel(),
+    )
+
+
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.conversion", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("direction", choices=("import", "export"), help="import: Hugging Face -> NeMo 2; export: NeMo 2 -> Hugging Face")
+    p.add_argument("--source", required=True, type=Path, help="checkpoint to convert")
+    p.add_argument("--output", required=True, type=Path, help="where to write the converted checkpoint")
+    p.add_argument("--report", type=Path, help="write the logits check here as JSON")
+    p.add_argument("--overwrite", action="store_true", help="convert again even if a valid output exists")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.direction == "import":
+            hf = inspect_hf_checkpoint(args.source, "--source")
+            nemo, hf_dir = import_to_nemo(hf, args.output, overwrite=args.overwrite), args.source
+        else:
+            require_nemo_checkpoint(args.source, "--source")
+            nemo, hf_dir = args.source, export_to_hf(args.source, args.output, overwrite=args.overwrite)
+    except SettingError as error:
+        print(f"helpers.conversion refused to start:\n{error}", file=sys.stderr)
+        return 2
+    check = compare_logits(nemo, hf_dir, sample_token_ids(hf_dir))
+    print(f"Logits check, Hugging Face vs NeMo: {check}")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps({"source": str(args.source), "output": str(args.output), "logits": asdict(check)}, indent=2))
+    return 0 if check.passed else 1
+
+
+def convert(direction: str, source: Path, output: Path, report: Path, log: Path, overwrite: bool = False) -> LogitsCheck:
+    """Run the conversion as a command (streamed, raising if it fails) and return its logits check."""
+    flags = ["--overwrite"] if overwrite else []
+    report.unlink(missing_ok=True)
+    run(python_module("helpers.conversion", direction, "--source", source, "--output", output, "--report", report, *flags), log)
+    return LogitsCheck(**json.loads(report.read_text())["logits"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Run the NeMo 2 / Megatron-Core / ModelOpt calls of this tutorial on a machine without CUDA.
+
+Every workaround the CPU rehearsal needs lives here. Each one names the upstream file:line it
+works around (NeMo 2.5.3, Megatron-Core 0.14.0, ModelOpt 0.35.1) and the symptom it avoids.
+`enable()` applies them only when CUDA is absent; on a GPU it returns without touching anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+import torch
+
+_applied = False
+
+
+class _CpuCuda:
+    """Stands in for `torch.cuda` inside the upstream modules patched below."""
+
+    @staticmethod
+    def current_device() -> torch.device:
+        return torch.device("cpu")
+
+    @staticmethod
+    def device_count() -> int:
+        return 1
+
+    @staticmethod
+    def synchronize(*_args, **_kwargs) -> None:
+        return None
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return True
+
+    get_rng_state = staticmethod(torch.get_rng_state)
+    set_rng_state = staticmethod(torch.set_rng_state)
+    manual_seed = staticmethod(torch.manual_seed)
+
+    @staticmethod
+    def stream(_stream=None):
+        return contextlib.nullcontext()
+
+    class Stream:  # noqa: D106 - a no-op stream object
+        def __init__(self, *_args, **_kwargs):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(torch.cuda, name)
+
+
+def _cpu_device(device):
+    if device is None:
+        return None
+    if isinstance(device, int) or str(device).startswith("cuda"):
+        return torch.device("cpu")
+    return device
+
+
+class _GlooDistributed:
+    """Stands in for `torch.distributed`: gathers accept 0-d inputs as NCCL does (gloo refuses them)."""
+
+    def __getattr__(self, name):
+        return getattr(torch.distributed, name)
+
+    @staticmethod
+    def all_gather_into_tensor(output, tensor, *args, **kwargs):
+        return torch.distributed.all_gather_into_tensor(output, tensor.reshape(-1), *args, **kwargs)
+
+
+class _CpuTorch:
+    """Stands in for `torch` inside a patched upstream module: CUDA devices become the CPU."""
+
+    cuda = _CpuCuda()
+    distributed = _GlooDistributed()
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def _factory(name):
+        real = getattr(torch, name)
+
+        def make(*args, device=None, **kwargs):
+            return real(*args, device=_cpu_device(device), **kwargs)
+
+        return make
+
+
+for _name in ("tensor", "zeros", "ones", "empty", "full", "arange", "zeros_like", "empty_like", "ones_like"):
+    setattr(_CpuTorch, _name, staticmethod(_CpuTorch._factory(_name)))
+
+_CPU_TORCH = _CpuTorch()
+
+
+def _redirect_torch(module_name: str) -> None:
+    """Make `module_name` see a `torch` whose CUDA calls act on the CPU."""
+    importlib.import_module(module_name).torch = _CPU_TORCH
+
+
+# --- the workarounds -------------------------------------------------------------------------
+
+# Upstream modules that call `torch.cuda.*` or build tensors on device "cuda" in the code paths
+# the tutorial runs; inside each, `torch` is redirected to the CPU (lines: the calls that raised
+# "AssertionError: Torch not compiled with CUDA enabled").
+CUDA_CALL_SITES = {
+    "megatron.core.dist_checkpointing.strategies.filesystem_async": "230 synchronize",
+    "megatron.core.dist_checkpointing.strategies.async_utils": "148, 549 current_device; 195 synchronize",
+    "megatron.core.dist_checkpointing.strategies.state_dict_saver": "204 device='cuda'; 252 current_device",
+    "megatron.core.dist_checkpointing.strategies.fully_parallel": "272, 281 synchronize",
+    "megatron.core.dist_checkpointing.exchange_utils": "107, 113, 329 device='cuda' (loading with DP > 1)",
+    "nemo.lightning.megatron_parallel": "617 torch.cuda.stream(torch.cuda.Stream())",
+    "megatron.core.models.common.embeddings.rotary_pos_embedding": "78, 164, 272 current_device",
+    "megatron.core.tensor_parallel.random": "196-199 get_rng_state/manual_seed",
+    "nemo.lightning.megatron_init": "238 device_count() > 0 guards the model-parallel RNG seeding",
+    "megatron.core.utils": "534 current_device (GlobalMemoryBuffer); 1016 device='cuda'",
+    "megatron.core.transformer.utils": "32 device='cuda' (default causal mask)",
+    "megatron.core.tensor_parallel.layers": "255, 544, 589, 599, 865, 891, 1177, 1198 current_device",
+    "megatron.core.transformer.attention": "259 current_device",
+    "megatron.core.transformer.transformer_layer": "711, 715, 809 current_device",
+    "megatron.core.pipeline_parallel.schedules": "578, 968, 2124 device='cuda' (token counter)",
+    "megatron.core.pipeline_parallel.p2p_communication": "190-202, 313, 321 current_device; 242, 398 synchronize",
+    "megatron.core.tensor_parallel.data": "37 device='cuda'; 86 current_device",
+    "megatron.core.tensor_parallel.mappings": "91, 141, 148, 181, 442 current_device",
+    "megatron.core.tensor_parallel.utils": "70, 91 current_device",
+    "megatron.core.optimizer.optimizer": "430, 438, 442, 864 device='cuda'; 1098 current_device",
+    "megatron.core.optimizer.clip_grads": "90, 103, 115, 174, 206 device='cuda'",
+    "megatron.core.optimizer.grad_scaler": "15, 88, 91, 94 device='cuda'",
+    "megatron.core.optimizer.distrib_optimizer": "768 current_device",
+    "megatron.core.distributed.distributed_data_parallel": "313 torch.cuda.Stream",
+    "megatron.core.distributed.param_and_grad_buffer": "371-464 CUDA streams; 688, 705, 711 current_device",
+    "megatron.core.timers": "139, 152 synchronize; 276 current_device",
+    "modelopt.torch.nas.plugins.megatron": "1373-1374 .cuda(); 1376-1379 all_gather_into_tensor of a 0-d "
+    "tensor (gloo: 'invalid tensor size')",
+    "megatron.core.rerun_state_machine": "310, 334, 351, 363 device='cuda'; 499, 538, 615 current_device",
+}
+
+
+def _cuda_calls_on_cpu() -> None:
+    """Redirect `torch` in every module of CUDA_CALL_SITES (file:lines listed there)."""
+    for module_name in CUDA_CALL_SITES:
+        _redirect_torch(module_name)
+
+
+def _rng_tracker_on_cpu() -> None:
+    """megatron/core/tensor_parallel/random.py:41/:73 read and write the CUDA generator's state.
+
+    The model-parallel RNG tracker (forked by transformer/dot_product_attention.py:183 on every
+    forward) keeps its streams as CPU generator states instead.
+    """
+    random = importlib.import_module("megatron.core.tensor_parallel.random")
+    random._get_cuda_rng_state = lambda *_args, **_kwargs: torch.get_rng_state()
+    random._set_cuda_rng_state = lambda new_state, *_args, **_kwargs: torch.set_rng_state(new_state)
+
+
+def _tensor_cuda_is_identity() -> None:
+    """`Tensor.cuda()` can only fail on a CPU build of torch; make it a no-op instead.
+
+    nemo/collections/llm/gpt/model/base.py:101 (every batch), megatron/core/utils.py:749,
+    megatron/core/models/common/language_module/language_module.py:233.
+    """
+    torch.Tensor.cuda = lambda self, *_args, **_kwargs: self
+
+
+@contextlib.contextmanager
+def _tensors_report_cuda_types():
+    """Inside the block, `tensor.type()` names a CPU tensor as its CUDA twin ("torch.cuda.FloatTensor")."""
+    original = torch.Tensor.type
+
+    def tensor_type(self, dtype=None, *args, **kwargs):
+        if dtype is None and not args and not kwargs:
+            return original(self).replace("torch.", "torch.cuda.", 1)
+        return original(self, dtype, *args, **kwargs)
+
+    torch.Tensor.type = tensor_type
+    try:
+        yield
+    finally:
+        torch.Tensor.type = original
+
+
+def _with_cuda_type_names(function):
+    def wrapped(*args, **kwargs):
+        with _tensors_report_cuda_types():
+            return function(*args, **kwargs)
+
+    return wrapped
+
+
+def _optimizer_accepts_cpu_params() -> None:
+    """Megatron's optimizer checks that parameters and gradients are CUDA tensors by type name.
+
+    megatron/core/optimizer/distrib_optimizer.py:341, :400, :559 ("TypeError: Wrapped parameters
+    must be one of torch.cuda.FloatTensor, ...") and optimizer/clip_grads.py:167 (`assert
+    param.grad.type() == 'torch.cuda.FloatTensor'`, called from optimizer.py:1277): CPU tensors
+    are named as their CUDA twins while these run.
+    """
+    from megatron.core.optimizer import optimizer
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    DistributedOptimizer.__init__ = _with_cuda_type_names(DistributedOptimizer.__init__)
+    optimizer.clip_grad_by_total_norm_fp32 = _with_cuda_type_names(optimizer.clip_grad_by_total_norm_fp32)
+
+
+def _no_empty_timer_gather() -> None:
+    """Rank 0 alone reports Megatron's timers, which all-gathers them even when none is registered.
+
+    nemo/lightning/pytorch/callbacks/progress_printer.py:154 calls megatron/core/timers.py:381 on
+    the printing rank only, and timers.py:287 all-gathers a tensor with zero timers. NCCL skips an
+    empty collective; gloo waits for the other ranks, so data parallelism hangs after one step.
+    """
+    from megatron.core.timers import Timers
+
+    original = Timers.get_all_timers_string
+
+    def get_all_timers_string(self, names=None, *args, **kwargs):
+        if not (names or self._timers):
+            return None
+        return original(self, names, *args, **kwargs)
+
+    Timers.get_all_timers_string = get_all_timers_string
+
+
+def _checkpoint_load_without_cuda() -> None:
+    """nemo/lightning/io/pl.py:484 `_fix_tensors_device` asserts `torch.cuda.is_initialized()` on load."""
+    pl = importlib.import_module("nemo.lightning.io.pl")
+    pl._fix_tensors_device = lambda ckpt: ckpt
+
+
+class _CpuLightning:
+    """Stands in for `nemo.lightning` (`nl`) where upstream hard-codes a GPU bf16 trainer.
+
+    Trainers run on the CPU accelerator and every precision becomes fp32: bf16 on the CPU is slow,
+    and bf16 checkpoints written by the local spec keep fp32 norms, which trips the dtype check
+    of nemo/lightning/io/state.py on export.
+    """
+
+    def __getattr__(self, name):
+        return getattr(importlib.import_module("nemo.lightning"), name)
+
+    def Trainer(self, *args, **kwargs):  # noqa: N802 - mirrors nl.Trainer
+        kwargs["accelerator"] = "cpu"
+        return self.__getattr__("Trainer")(*args, **kwargs)
+
+    def MegatronMixedPrecision(self, *args, **kwargs):  # noqa: N802 - mirrors nl.MegatronMixedPrecision
+        kwargs.update(precision="32", params_dtype=torch.float32)
+        return self.__getattr__("MegatronMixedPrecision")(*args, **kwargs)
+
+    def MegatronStrategy(self, *args, **kwargs):  # noqa: N802 - mirrors nl.MegatronStrategy
+        kwargs["pipeline_dtype"] = torch.float32
+        return self.__getattr__("MegatronStrategy")(*args, **kwargs)
+
+
+def _modelopt_restore_on_cpu() -> None:
+    """`llm.prune` / `llm.distill` restore models through a GPU-only, TE-only path.
+
+    nemo/collections/llm/modelopt/model_utils.py:170 builds `nl.Trainer(accelerator="gpu")`
+    ("MisconfigurationException: No supported gpu backend found!") with bf16 (:151, :172);
+    :73 sets `get_gpt_modelopt_spec`, imported at :37-39 only with Transformer Engine
+    ("NameError"); Megatron's local spec, already chosen without TE, serves instead.
+    """
+    model_utils = importlib.import_module("nemo.collections.llm.modelopt.model_utils")
+    model_utils.nl = _CpuLightning()
+    model_utils._set_gpt_mamba_modelopt_spec = lambda model_cfg: model_cfg
+
+
+def _minitron_knows_rmsnorm() -> None:
+    """Megatron's local spec normalises with `torch.nn.RMSNorm`, which ModelOpt cannot make dynamic.
+
+    modelopt/torch/nas/plugins/megatron.py:670 converts each layer's norms through the registry,
+    which knows LayerNorm, FusedLayerNorm and TE norms only: "KeyError: <class
+    'torch.nn.modules.normalization.RMSNorm'> is not registered for a dynamic module!".
+    Registered here as ModelOpt's dynamic LayerNorm without a bias.
+    """
+    from modelopt.torch.nas.modules import _DynamicLayerNorm
+    from modelopt.torch.nas.registry import DMRegistry
+    from modelopt.torch.nas.traced_hp import TracedHp
+
+    if torch.nn.RMSNorm in DMRegistry:
+        return
+
+    class _DynamicRMSNorm(_DynamicLayerNorm):
+        def _setup(self):
+            shape = list(self.normalized_shape)
+            self._register_hparam("num_features", TracedHp(list(range(1, shape[-1] + 1))))
+            self._register_dynamic_attribute("weight", self._cut_to_active_features)
+            self._register_dynamic_attribute("normalized_shape", self._get_normalized_shape)
+
+    DMRegistry.register({torch.nn.RMSNorm: "torch.nn.RMSNorm"})(_DynamicRMSNorm)
+
+
+_TE_FUSED_NORMS = {
+    "self_attention.linear_qkv.layer_norm_weight": "input_layernorm.weight",
+    "mlp.linear_fc1.layer_norm_weight": "pre_mlp_layernorm.weight",
+}
+
+
+def _local_norm_name(key: str) -> str:
+    for fused, local in _TE_FUSED_NORMS.items():
+        key = key.replace(fused, local)
+    return key
+
+
+def _conversion_keeps_norm_weights() -> None:
+    """HF<->NeMo connectors name the TE-fused norms; without TE the model has the local spec's names.
+
+    nemo/collections/llm/gpt/model/qwen3.py:211-224 (import) and :296-301 (export) map the RMSNorm
+    weights to `self_attention.linear_qkv.layer_norm_weight` / `mlp.linear_fc1.layer_norm_weight`.
+    Megatron's local layer spec (chosen when Transformer Engine is missing) calls them
+    `input_layernorm` / `pre_mlp_layernorm`, so nemo/lightning/io/state.py:64 `apply_transforms`
+    silently skips them: import leaves every norm at 1.0, export fails at io/state.py:341.
+    """
+    state = importlib.import_module("nemo.lightning.io.state")
+    io = importlib.import_module("nemo.lightning.io")
+    original = state.apply_transforms
+
+    def apply_transforms(source, target, mapping, *args, **kwargs):
+        mapping = {_local_norm_name(k): _local_norm_name(v) for k, v in mapping.items()}
+        return original(source, target, mapping, *args, **kwargs)
+
+    state.apply_transforms = io.apply_transforms = apply_transforms
+
+
+WORKAROUNDS = (
+    _cuda_calls_on_cpu,
+    _rng_tracker_on_cpu,
+    _tensor_cuda_is_identity,
+    _checkpoint_load_without_cuda,
+    _optimizer_accepts_cpu_params,
+    _no_empty_timer_gather,
+    _conversion_keeps_norm_weights,
+    _modelopt_restore_on_cpu,
+    _minitron_knows_rmsnorm,
+)
+
+
+def enable() -> bool:
+    """Apply every workaround once when CUDA is absent. Returns True if the CPU rehearsal is active."""
+    global _applied
+    if torch.cuda.is_available():
+        return False
+    if not _applied:
+        for workaround in WORKAROUNDS:
+            workaround()
+        _applied = True
+    return True

@@ -1,0 +1,115 @@
+"""Run a command from a notebook: show it, stream its output, keep a log, raise if it fails.
+
+IPython's `!cmd` ignores the exit status; `run` never does. A failure raises `CommandFailed`
+with the last lines of the log, and interrupting the kernel stops the whole process group.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# Lines that say nothing about the run; they still go to the log file.
+NOISE = re.compile(
+    r"FutureWarning: The pynvml package is deprecated|^\s*import pynvml|Apex is not installed"
+    r"|^\s*warnings\.warn\(|compiled without GPU support|^OneLogger:|No exporters were provided"
+    r"|transformer_engine not installed|Transformer Engine and Apex are not installed"
+    r"|DEPRECATED: Passing 'checkpoint_dir' as a Path|^\s*$"
+)
+
+# torch.distributed settings a notebook kernel may hold after running NeMo in-process; a child
+# launched with them would try to join the kernel's process group instead of making its own.
+_DISTRIBUTED_ENV = (
+    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK",
+    "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID",
+)  # fmt: skip
+
+
+class CommandFailed(RuntimeError):
+    """A launched command exited with a non-zero status."""
+
+    def __init__(self, command: Sequence[str], returncode: int, log: Path, tail: str):
+        self.command, self.returncode, self.log, self.tail = list(command), returncode, log, tail
+        super().__init__(
+            f"`{shlex.join(command)}` exited with status {returncode}.\n"
+            f"Last lines of {log}:\n{tail}"
+        )
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The kernel's environment without torch.distributed state, with unbuffered Python output."""
+    env = {k: v for k, v in os.environ.items() if k not in _DISTRIBUTED_ENV}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run(
+    command: Sequence[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    show: Callable[[str], bool] = lambda line: not NOISE.search(line),
+    tail_lines: int = 40,
+) -> None:
+    """Run `command`, printing each shown line as it comes and every line to `log`."""
+    command = [str(part) for part in command]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"$ {shlex.join(command)}\n  (full output: {log})", flush=True)
+    tail: deque[str] = deque(maxlen=tail_lines)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        env=child_env(env),
+        start_new_session=True,  # one process group: torchrun and its workers stop together
+    )
+    try:
+        with log.open("w") as log_file:
+            for line in process.stdout:
+                log_file.write(line)
+                tail.append(line)
+                if show(line):
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+        returncode = process.wait()
+    except BaseException:
+        _stop(process)
+        raise
+    if returncode != 0:
+        raise CommandFailed(command, returncode, log, "".join(tail))
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the command and everything it started (SIGTERM, then SIGKILL after 30 s)."""
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=grace)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def python_module(module: str, *args: object) -> list[str]:
+    """`python -m module args...` with the kernel's own interpreter."""
+    return [sys.executable, "-m", module, *map(str, args)]
+
+
+def torchrun(nproc_per_node: int, module: str, *args: object) -> list[str]:
+    """`torchrun --standalone --nproc_per_node N -m module args...`: one node, a free port."""
+    beside_python = Path(sys.executable).with_name("torchrun")
+    launcher = str(beside_python) if beside_python.exists() else "torchrun"
+    return [launcher, "--standalone", "--nproc_per_node", str(nproc_per_node), "-m", module, *map(str, args)]

@@ -1,0 +1,62 @@
+"""What every notebook does first, and the tables it shows."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import checkpoints
+from helpers.profiles import Profile, get_profile
+from helpers.workspace import Workspace, open_workspace
+
+ARCHITECTURE_ROWS = {
+    "num_layers": "layers",
+    "hidden_size": "hidden size",
+    "ffn_hidden_size": "MLP (ffn) size",
+    "num_attention_heads": "attention heads",
+    "num_query_groups": "query groups (KV heads)",
+    "head_dim": "head dim",
+    "vocab_size": "vocabulary (embedding rows)",
+}
+
+
+@dataclass(frozen=True)
+class Session:
+    profile: Profile
+    ws: Workspace
+
+
+def start(profile_name: str, workdir: str) -> Session:
+    """Resolve the profile and the work directory (environment variables win) and say what they are."""
+    for expected in ("The pynvml package is deprecated", "Transformer Engine and Apex are not installed", "Apex is not installed"):
+        warnings.filterwarnings("ignore", message=expected)  # environment notices, not problems
+    profile = get_profile(profile_name)
+    ws = open_workspace(profile.name, profile.model.name, workdir)
+    print(f"Profile {profile.name!r}: {profile.summary}")
+    print(f"Work directory: {ws.root}")
+    return Session(profile, ws)
+
+
+def architecture_table(*named: tuple[str, Path]) -> pd.DataFrame:
+    """Architecture of each named NeMo checkpoint, measured on its weights."""
+    columns = {name: checkpoints.architecture(path).as_dict() for name, path in named}
+    return pd.DataFrame(columns).rename(index=ARCHITECTURE_ROWS)
+
+
+def config_vs_weights(path: Path) -> pd.DataFrame:
+    """The architecture the checkpoint's config declares beside the one its weights have."""
+    config = checkpoints.model_config(path)
+    declared = {key: config.get(key) for key in ARCHITECTURE_ROWS}
+    declared["head_dim"] = config.get("kv_channels")
+    measured = checkpoints.architecture(path).as_dict()
+    table = pd.DataFrame({"config (context/model.yaml)": declared, "weights (weights/)": measured})
+    return table.rename(index=ARCHITECTURE_ROWS)
+
+
+def parameter_table(*named: tuple[str, Path]) -> pd.DataFrame:
+    """Parameters by component, in millions, for each named NeMo checkpoint."""
+    columns = {name: checkpoints.parameter_counts(path) for name, path in named}
+    return (pd.DataFrame(columns) / 1e6).round(3).rename_axis("parameters (millions)")

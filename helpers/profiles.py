@@ -1,0 +1,237 @@
+"""Profiles: everything that changes between the CPU rehearsal and the full-scale run, as data.
+
+A profile names the model and where it comes from, the data, the parallelism, the pruning
+targets and the knowledge-distillation budget. The notebooks read the profile named by their
+`parameters` cell (or by the environment variable TUTORIAL_PROFILE) and never branch on its name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from helpers.errors import refuse
+
+PROFILE_ENV = "TUTORIAL_PROFILE"
+DEFAULT_PROFILE = "tiny"
+
+
+@dataclass(frozen=True)
+class TinyQwen3:
+    """A small Qwen3 built offline: its architecture and the short training run that makes it a teacher."""
+
+    num_layers: int = 6
+    hidden_size: int = 256
+    ffn_hidden_size: int = 768
+    num_attention_heads: int = 4
+    num_query_groups: int = 2
+    head_dim: int = 128  # as in every real Qwen3; NeMo's importer assumes it
+    train_steps: int = 120
+    train_batch_size: int = 8
+    train_seq_length: int = 128
+    train_lr: float = 3e-3
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The teacher: a Hugging Face Hub model, or (hf_id None) the tiny Qwen3 built offline."""
+
+    name: str
+    hf_id: str | None = None
+    tiny: TinyQwen3 | None = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """WikiText from the Hub (`hf_dataset`: path and config), or (None) the offline WikiText-format corpus."""
+
+    seq_length: int
+    hf_dataset: tuple[str, str] | None = None
+    tokenize_batch_size: int = 1000
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    """How `torchrun -m helpers.prune` runs, and the two pruned students it makes."""
+
+    devices: int
+    pp_size: int
+    mbs: int
+    num_train_samples: int
+    depth_num_layers: int
+    width_ffn_hidden_size: int
+    width_hidden_size: int
+    drop_layers: tuple[int, ...]  # the --drop_layers alternative to `depth_num_layers` (1-indexed)
+    tp_size: int = 1
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """How `torchrun -m helpers.distill` runs: parallelism, batch, learning rate and token budget."""
+
+    devices: int
+    tp_size: int
+    gbs: int
+    mbs: int
+    lr: float
+    min_lr: float
+    num_tokens: int
+    limit_val_batches: int
+    precision: str = "bf16-mixed"
+    pp_size: int = 1
+    cp_size: int = 1
+    num_nodes: int = 1
+    peak_tflops: float | None = None  # None: measured on the current device when estimating
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Notebook 04: perplexity, throughput, generation and MMLU settings."""
+
+    batch_size: int
+    seq_length: int
+    prompt: str
+    max_new_tokens: int
+    ppl_max_tokens: int
+    mmlu: bool
+    timing_repeats: int = 5
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    model: ModelSource
+    data: DataSource
+    prune: PruneSettings
+    distill: DistillSettings
+    evaluation: EvalSettings
+    notes: tuple[str, ...] = field(default=())
+
+
+WIKITEXT_103 = ("Salesforce/wikitext", "wikitext-103-v1")
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            name="tiny",
+            summary="A 6-layer Qwen3 built and trained offline, rehearsed on CPU in minutes.",
+            model=ModelSource(name="Qwen3-tiny", tiny=TinyQwen3()),
+            data=DataSource(seq_length=128),
+            prune=PruneSettings(
+                devices=2,
+                pp_size=2,
+                mbs=4,
+                num_train_samples=64,
+                depth_num_layers=4,  # 6 -> 4, as 36 -> 24
+                width_ffn_hidden_size=576,  # 768 -> 576, as 12288 -> 9216
+                width_hidden_size=192,  # 256 -> 192: the multiple of 64 nearest below 256 * 7/8
+                drop_layers=(5, 6),
+            ),
+            distill=DistillSettings(
+                devices=2,
+                tp_size=1,
+                gbs=8,
+                mbs=4,
+                lr=1e-3,
+                min_lr=1e-4,
+                num_tokens=16 * 8 * 128,
+                limit_val_batches=4,
+                precision="32",
+            ),
+            evaluation=EvalSettings(
+                batch_size=4,
+                seq_length=128,
+                prompt="In Greek mythology, Achilles",
+                max_new_tokens=24,
+                ppl_max_tokens=16_384,
+                mmlu=False,
+            ),
+        ),
+        Profile(
+            name="qwen3-1.7b",
+            summary="Qwen3-1.7B on one 80 GB GPU: the same steps at a size one GPU can hold.",
+            model=ModelSource(name="Qwen3-1.7B", hf_id="Qwen/Qwen3-1.7B"),
+            data=DataSource(seq_length=4096, hf_dataset=WIKITEXT_103),
+            prune=PruneSettings(
+                devices=1,
+                pp_size=1,
+                mbs=4,
+                num_train_samples=1024,
+                depth_num_layers=20,  # 28 -> 20: 1.72B -> 1.32B
+                width_ffn_hidden_size=4608,  # 6144 -> 4608 and 2048 -> 1792: 1.72B -> 1.27B
+                width_hidden_size=1792,
+                drop_layers=tuple(range(21, 29)),
+            ),
+            distill=DistillSettings(
+                devices=1,
+                tp_size=1,
+                gbs=128,
+                mbs=2,
+                lr=1e-4,
+                min_lr=1e-5,
+                num_tokens=50_000_000,
+                limit_val_batches=4,
+            ),
+            evaluation=EvalSettings(
+                batch_size=8,
+                seq_length=2048,
+                prompt="In Greek mythology, Achilles",
+                max_new_tokens=48,
+                ppl_max_tokens=300_000,
+                mmlu=True,
+            ),
+            notes=(
+                "Memory on one 80 GB GPU (bf16 weights, fp32 gradients and Adam state, no TP/PP): "
+                "student ~1.3B x 18 B = 23 GB, teacher 1.7B x 2 B = 3.4 GB, logits for KD "
+                "2 x 4096 x 151936 x (2 + 3 x 4) B = 17 GB, layer activations ~0.6 GB x 20 layers "
+                "= 12 GB: ~56 GB, which leaves headroom; mbs 4 would not fit.",
+            ),
+        ),
+        Profile(
+            name="qwen3-8b",
+            summary="The reference tutorial's exact settings: Qwen3-8B -> ~6B on 8x80 GB GPUs.",
+            model=ModelSource(name="Qwen3-8B", hf_id="Qwen/Qwen3-8B"),
+            data=DataSource(seq_length=4096, hf_dataset=WIKITEXT_103),
+            prune=PruneSettings(
+                devices=2,
+                pp_size=2,
+                mbs=4,
+                num_train_samples=1024,
+                depth_num_layers=24,
+                width_ffn_hidden_size=9216,
+                width_hidden_size=3584,
+                drop_layers=tuple(range(25, 37)),
+            ),
+            distill=DistillSettings(
+                devices=8,
+                tp_size=8,
+                gbs=768,
+                mbs=8,
+                lr=1e-4,
+                min_lr=1e-5,
+                num_tokens=125_000_000,
+                limit_val_batches=1,
+            ),
+            evaluation=EvalSettings(
+                batch_size=8,
+                seq_length=2048,
+                prompt="In Greek mythology, Achilles",
+                max_new_tokens=48,
+                ppl_max_tokens=300_000,
+                mmlu=True,
+            ),
+        ),
+    )
+}
+
+
+def get_profile(name: str = DEFAULT_PROFILE) -> Profile:
+    """The profile named by $TUTORIAL_PROFILE if set, else `name` (the notebook's PROFILE parameter)."""
+    setting = PROFILE_ENV if os.environ.get(PROFILE_ENV) else "PROFILE"
+    name = os.environ.get(PROFILE_ENV) or name
+    if name not in PROFILES:
+        raise refuse(setting, f"unknown profile {name!r}", f"choose one of: {', '.join(PROFILES)}")
+    return PROFILES[name]

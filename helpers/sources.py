@@ -1,0 +1,63 @@
+"""Where the teacher comes from: the Hugging Face Hub, or (tiny profile) built offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers.checkpoints import is_hf_checkpoint
+from helpers.corpus import build_tiny_wikitext, is_corpus_dir
+from helpers.errors import refuse
+from helpers.outputs import produce
+from helpers.profiles import Profile
+from helpers.tiny_teacher import build_tiny_teacher
+from helpers.tokenizer import build_qwen3_tokenizer, is_tokenizer_dir
+from helpers.workspace import Workspace
+
+
+def corpus_dir(ws: Workspace) -> Path:
+    """The offline WikiText-format corpus (tiny profile)."""
+    return ws.assets / "tiny-wikitext"
+
+
+def prepare_teacher(profile: Profile, ws: Workspace, overwrite: bool = False) -> Path:
+    """The teacher's Hugging Face checkpoint in the workspace: downloaded, or built for the tiny profile."""
+    source = profile.model
+    if source.hf_id:
+        return produce(
+            ws.hf_teacher,
+            lambda partial: _download(source.hf_id, partial),
+            is_valid=is_hf_checkpoint,
+            overwrite=overwrite,
+            what=f"{source.name} checkpoint",
+        )
+    tokenizer = produce(
+        ws.assets / "qwen3-tokenizer", build_qwen3_tokenizer, is_valid=is_tokenizer_dir, overwrite=overwrite, what="Qwen3 tokenizer"
+    )
+    corpus = produce(corpus_dir(ws), build_tiny_wikitext, is_valid=is_corpus_dir, overwrite=overwrite, what="offline WikiText corpus")
+    return produce(
+        ws.hf_teacher,
+        lambda partial: build_tiny_teacher(source.tiny, tokenizer, corpus, partial),
+        is_valid=is_hf_checkpoint,
+        overwrite=overwrite,
+        what=f"{source.name} teacher",
+    )
+
+
+def _download(hf_id: str, local_dir: Path) -> None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(hf_id, local_dir=local_dir)
+    except Exception as error:  # offline, gated, or misspelled
+        raise refuse(
+            "model source",
+            f"could not download {hf_id} from the Hugging Face Hub: {error}",
+            "check the network and `huggingface-cli login`, or copy the checkpoint into place yourself",
+        ) from error
+
+
+def tiny_training_report(hf_dir: Path) -> dict | None:
+    """How the tiny teacher was trained (None for a downloaded model)."""
+    report = hf_dir / "tiny_training.json"
+    return json.loads(report.read_text()) if report.is_file() else None

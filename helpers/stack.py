@@ -1,0 +1,31 @@
+"""Import the NeMo / Megatron-Core / ModelOpt stack the way every step of the series needs it."""
+
+from __future__ import annotations
+
+from functools import cache
+
+
+@cache
+def nemo_llm():
+    """`nemo.collections.llm`, imported once per process.
+
+    ModelOpt is imported first (NeMo 2.5 and ModelOpt 0.35 import each other circularly
+    otherwise); the CPU rehearsal is switched on when there is no CUDA device; and Megatron's
+    optional multi-storage client is switched off: every path here is a local file, and its
+    file hooks print tracebacks when the interpreter exits.
+    """
+    import modelopt.torch.prune  # noqa: F401  (must precede nemo.collections.llm)
+    from nemo.collections import llm
+
+    from helpers import cpu_rehearsal
+
+    cpu_rehearsal.enable()
+    megatron_local_files()
+    return llm
+
+
+def megatron_local_files() -> None:
+    """Read and write Megatron datasets and checkpoints as plain local files."""
+    from megatron.core.msc_utils import MultiStorageClientFeature
+
+    MultiStorageClientFeature.disable()
