@@ -144,14 +144,18 @@ def _cuda_calls_on_cpu() -> None:
 
 
 def _rng_tracker_on_cpu() -> None:
-    """megatron/core/tensor_parallel/random.py:41/:73 read and write the CUDA generator's state.
+    """Megatron's model-parallel RNG tracker keeps CUDA generator states and switches between them.
 
-    The model-parallel RNG tracker (forked by transformer/dot_product_attention.py:183 on every
-    forward) keeps its streams as CPU generator states instead.
+    megatron/core/tensor_parallel/random.py:41 / :73 read and write the CUDA generator, and
+    :205 `fork()` is entered on every attention forward (transformer/dot_product_attention.py:183)
+    and weight initialisation. The CPU has one generator: states are read and written there, and
+    forking does not switch streams (they only decorrelate dropout across tensor-parallel ranks;
+    Qwen3 has no dropout and the CPU rehearsal runs with tensor parallel size 1).
     """
     random = importlib.import_module("megatron.core.tensor_parallel.random")
     random._get_cuda_rng_state = lambda *_args, **_kwargs: torch.get_rng_state()
     random._set_cuda_rng_state = lambda new_state, *_args, **_kwargs: torch.set_rng_state(new_state)
+    random.CudaRNGStatesTracker.fork = contextlib.contextmanager(lambda self, name=None: (yield))
 
 
 def _tensor_cuda_is_identity() -> None:
@@ -201,6 +205,41 @@ def _optimizer_accepts_cpu_params() -> None:
 
     DistributedOptimizer.__init__ = _with_cuda_type_names(DistributedOptimizer.__init__)
     optimizer.clip_grad_by_total_norm_fp32 = _with_cuda_type_names(optimizer.clip_grad_by_total_norm_fp32)
+
+
+def _resume_without_transformer_engine() -> None:
+    """Resuming a run fails without Apex or Transformer Engine: the optimizer state cannot be restored.
+
+    megatron/core/optimizer/distrib_optimizer.py:618-619 takes Adam's step count from the
+    optimizer state (`assert len(steps) == 1`), which is empty until the first step, yet loading a
+    checkpoint asks for that state dict first (:1154, via NeMo's megatron_strategy.py:1117): while
+    the state is empty, one parameter holds step 0 (the checkpoint's value replaces it). Then
+    :907 copies every state entry from the checkpoint, including "step", which :1543 leaves out
+    ("KeyError: 'step'"): the step set from the checkpoint's param groups is kept instead.
+    """
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    state_dict, set_states = DistributedOptimizer.state_dict, DistributedOptimizer._set_main_param_and_optimizer_states
+
+    def state_dict_before_first_step(self):
+        if self.optimizer.state:
+            return state_dict(self)
+        first = self.optimizer.param_groups[0]["params"][0]
+        self.optimizer.state[first] = {"step": torch.tensor(0.0)}
+        try:
+            return state_dict(self)
+        finally:
+            del self.optimizer.state[first]
+
+    def set_states_keeping_step(self, model_param, tensors):
+        group, order = self.model_param_group_index_map[model_param]
+        state = self.optimizer.state[self.optimizer.param_groups[group]["params"][order]]
+        if "step" in state and "step" not in tensors:
+            tensors = {**tensors, "step": state["step"]}
+        return set_states(self, model_param, tensors)
+
+    DistributedOptimizer.state_dict = state_dict_before_first_step
+    DistributedOptimizer._set_main_param_and_optimizer_states = set_states_keeping_step
 
 
 def _no_empty_timer_gather() -> None:
@@ -329,10 +368,16 @@ WORKAROUNDS = (
     _checkpoint_load_without_cuda,
     _optimizer_accepts_cpu_params,
     _no_empty_timer_gather,
+    _resume_without_transformer_engine,
     _conversion_keeps_norm_weights,
     _modelopt_restore_on_cpu,
     _minitron_knows_rmsnorm,
 )
+
+
+def accelerator() -> str:
+    """The Lightning accelerator of the trainers this series builds: GPUs, or the CPU rehearsal."""
+    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 def enable() -> bool:

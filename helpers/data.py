@@ -144,6 +144,16 @@ def read_document(prefix: Path, index: int) -> np.ndarray:
     return np.array(dataset[index], dtype=np.int64)
 
 
+def token_windows(prefix: Path, length: int, count: int) -> np.ndarray:
+    """The first `count` windows of `length` tokens of the split, documents back to back as Megatron packs them."""
+    dataset, tokens, needed = _indexed(prefix), [], length * count
+    for index in range(len(dataset)):
+        tokens.extend(dataset[index].tolist())
+        if len(tokens) >= needed:
+            return np.array(tokens[:needed], dtype=np.int64).reshape(count, length)
+    raise ValueError(f"{prefix} holds {len(tokens)} tokens, fewer than {count} x {length}")
+
+
 def jsonl_document(jsonl: Path, index: int) -> str:
     with jsonl.open(encoding="utf-8") as lines:
         for i, line in enumerate(lines):

@@ -31,17 +31,18 @@ def recorded(scores: dict) -> Iterator[dict]:
     original = mcore_minitron.sort_parameters
 
     def sort_and_record(model, hps_to_sort=None, verbose=False):
+        gpt = next(m for m in model.modules() if hasattr(getattr(m, "decoder", None), "layers"))
         local: dict = {"layers": {}, **{name: {} for name in PER_LAYER}}
-        for layer in model.decoder.layers:
+        for layer in gpt.decoder.layers:
             local["layers"][layer.layer_number] = float(layer._scores)
-        for name, hp in named_hparams(model, configurable=True):
+        for name, hp in named_hparams(gpt, configurable=True):
             kind = name.split(".")[-1]
             if kind not in (hps_to_sort or ()) or hp.importance is None:
                 continue
             values = [round(float(v), 6) for v in hp.importance.flatten()]
             if kind in PER_LAYER:
                 index = int(name.split("decoder.layers.")[1].split(".")[0])
-                local[kind][model.decoder.layers[index].layer_number] = values
+                local[kind][gpt.decoder.layers[index].layer_number] = values
             else:
                 local[kind] = values
         stages = [None] * torch.distributed.get_world_size()

@@ -21,7 +21,7 @@ NOISE = re.compile(
     r"FutureWarning: The pynvml package is deprecated|^\s*import pynvml|Apex is not installed"
     r"|^\s*warnings\.warn\(|compiled without GPU support|^OneLogger:|No exporters were provided"
     r"|transformer_engine not installed|Transformer Engine and Apex are not installed"
-    r"|DEPRECATED: Passing 'checkpoint_dir' as a Path|^\s*$"
+    r"|DEPRECATED: Passing 'checkpoint_dir' as a Path|^(GPU|TPU|HPU) available: |^\s*$"
 )
 
 # torch.distributed settings a notebook kernel may hold after running NeMo in-process; a child
@@ -59,7 +59,11 @@ def run(
     show: Callable[[str], bool] = lambda line: not NOISE.search(line),
     tail_lines: int = 40,
 ) -> None:
-    """Run `command`, printing each shown line as it comes and every line to `log`."""
+    """Run `command` in the log's folder, printing each shown line as it comes and every line to `log`.
+
+    The folder is the working directory so that files NeMo writes relative to it (its default
+    `nemo_experiments/` logs) land beside the log, not in the notebooks' folder.
+    """
     command = [str(part) for part in command]
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"$ {shlex.join(command)}\n  (full output: {log})", flush=True)
@@ -72,6 +76,7 @@ def run(
         errors="replace",
         bufsize=1,
         env=child_env(env),
+        cwd=log.parent,
         start_new_session=True,  # one process group: torchrun and its workers stop together
     )
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +30,6 @@ class Session:
 
 def start(profile_name: str, workdir: str) -> Session:
     """Resolve the profile and the work directory (environment variables win) and say what they are."""
-    for expected in ("The pynvml package is deprecated", "Transformer Engine and Apex are not installed", "Apex is not installed"):
-        warnings.filterwarnings("ignore", message=expected)  # environment notices, not problems
     profile = get_profile(profile_name)
     ws = open_workspace(profile.name, profile.model.name, workdir)
     print(f"Profile {profile.name!r}: {profile.summary}")

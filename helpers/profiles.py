@@ -26,10 +26,10 @@ class TinyQwen3:
     num_attention_heads: int = 4
     num_query_groups: int = 2
     head_dim: int = 128  # as in every real Qwen3; NeMo's importer assumes it
-    train_steps: int = 120
+    train_steps: int = 150
     train_batch_size: int = 8
     train_seq_length: int = 128
-    train_lr: float = 3e-3
+    train_lr: float = 6e-3
     seed: int = 1234
 
 
@@ -64,6 +64,7 @@ class PruneSettings:
     width_hidden_size: int
     drop_layers: tuple[int, ...]  # the --drop_layers alternative to `depth_num_layers` (1-indexed)
     tp_size: int = 1
+    num_workers: int = 8  # data loader processes per rank
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class DistillSettings:
     pp_size: int = 1
     cp_size: int = 1
     num_nodes: int = 1
-    peak_tflops: float | None = None  # None: measured on the current device when estimating
+    num_workers: int = 8  # data loader processes per rank
 
 
 @dataclass(frozen=True)
@@ -129,17 +130,19 @@ PROFILES: dict[str, Profile] = {
                 width_ffn_hidden_size=576,  # 768 -> 576, as 12288 -> 9216
                 width_hidden_size=192,  # 256 -> 192: the multiple of 64 nearest below 256 * 7/8
                 drop_layers=(5, 6),
+                num_workers=0,  # forking loader workers costs more than loading on 2 CPU cores
             ),
             distill=DistillSettings(
                 devices=2,
                 tp_size=1,
-                gbs=8,
-                mbs=4,
+                gbs=4,
+                mbs=2,
                 lr=1e-3,
                 min_lr=1e-4,
-                num_tokens=16 * 8 * 128,
+                num_tokens=12 * 4 * 128,  # 12 steps
                 limit_val_batches=4,
                 precision="32",
+                num_workers=0,
             ),
             evaluation=EvalSettings(
                 batch_size=4,
@@ -172,7 +175,7 @@ PROFILES: dict[str, Profile] = {
                 mbs=2,
                 lr=1e-4,
                 min_lr=1e-5,
-                num_tokens=50_000_000,
+                num_tokens=100 * 128 * 4096,  # ~52M tokens: 100 steps
                 limit_val_batches=4,
             ),
             evaluation=EvalSettings(

@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data_paths", nargs="*", help="tokenized data prefixes, optionally with weights: 30 a 70 b")
     p.add_argument("--split", default="99,1,0", help="train,validation,test ratios of the data")
     p.add_argument("--index_mapping_dir", help="where Megatron caches its sample index")
+    p.add_argument("--num_workers", type=int, default=8, help="data loader worker processes per rank")
     p.add_argument("--target_ffn_hidden_size", type=int, help="prune the MLP hidden size to this")
     p.add_argument("--target_hidden_size", type=int, help="prune the embedding (hidden) size to this")
     p.add_argument("--target_num_attention_heads", type=int, help="prune attention heads to this (with --target_num_query_groups)")
@@ -55,9 +56,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Every check that needs no model: raises SettingError."""
+    """Every check that needs no model (the notebook runs them before launching): raises SettingError."""
     restore = require_nemo_checkpoint(Path(args.restore_path), "--restore_path")
     check_prune_args(args, architecture(restore))
+
+
+def check_launch(args: argparse.Namespace) -> None:
+    """The processes torchrun started must be the ones the flags ask for."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != args.devices * args.num_nodes:
         raise refuse(
@@ -97,6 +102,7 @@ def prune(args: argparse.Namespace) -> Path:
             split=args.split,
             index_mapping_dir=args.index_mapping_dir,
             tokenizer=tokenizer,  # NeMo's default would download GPT-2's vocabulary
+            num_workers=args.num_workers,
         )
     config = PruningConfig(
         target_ffn_hidden_size=args.target_ffn_hidden_size,
@@ -152,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         check(args)
+        check_launch(args)
     except SettingError as error:
         print(f"helpers.prune refused to start:\n{error}", file=sys.stderr)
         return 2

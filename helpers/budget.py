@@ -1,0 +1,117 @@
+"""The distillation budget: tokens -> steps as the reference tutorial derives them, and what a run costs.
+
+Reference (Qwen3-8B): 125M tokens of sequence 4096 at global batch 768 is ceil(125e6 / (4096 x 768))
+= 40 steps; warmup, logging, validation and checkpoint intervals are min(100, ceil(40 / 10)) = 4.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.checkpoints import architecture, parameter_counts
+from helpers.profiles import DistillSettings
+
+BYTES = {"bf16-mixed": 2, "16-mixed": 2, "32": 4}
+
+
+@dataclass(frozen=True)
+class KDPlan:
+    num_tokens: int
+    seq_length: int
+    gbs: int
+    max_steps: int
+    interval: int  # warmup steps = log interval = validation (and checkpoint) interval
+    limit_val_batches: int
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the run actually sees (max_steps rounds the budget up to whole steps)."""
+        return self.max_steps * self.gbs * self.seq_length
+
+
+def plan(settings: DistillSettings, seq_length: int) -> KDPlan:
+    max_steps = math.ceil(settings.num_tokens / (seq_length * settings.gbs))
+    return KDPlan(
+        num_tokens=settings.num_tokens,
+        seq_length=seq_length,
+        gbs=settings.gbs,
+        max_steps=max_steps,
+        interval=min(100, math.ceil(max_steps / 10)),
+        limit_val_batches=settings.limit_val_batches,
+    )
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the estimates need to know about a model (from its checkpoint)."""
+
+    parameters: int
+    num_layers: int
+    hidden_size: int
+    vocab_size: int
+
+
+def model_shape(checkpoint: Path) -> ModelShape:
+    arch = architecture(checkpoint)
+    return ModelShape(parameter_counts(checkpoint)["total"], arch.num_layers, arch.hidden_size, arch.vocab_size)
+
+
+def memory_per_device(student: ModelShape, teacher: ModelShape, settings: DistillSettings, seq_length: int) -> pd.DataFrame:
+    """Estimated memory per device in GB, by item, with the assumption behind each line.
+
+    Megatron mixed precision with the distributed optimizer: weights in the training dtype,
+    fp32 gradients, fp32 master weights (bf16 only) and two fp32 Adam moments sharded over the
+    data-parallel ranks; no activation recomputation; flash attention (no sequence^2 term).
+    """
+    width = BYTES[settings.precision]
+    model_shards = settings.tp_size * settings.pp_size
+    data_parallel = settings.devices * settings.num_nodes // (model_shards * settings.cp_size)
+    optimizer_bytes = (4 if width == 2 else 0) + 8
+    tokens = seq_length * settings.mbs / settings.cp_size
+    rows = [
+        ("student weights", student.parameters * width / model_shards, f"{width} B per parameter, split over TP x PP"),
+        ("student gradients", student.parameters * 4 / model_shards, "fp32 gradients"),
+        ("optimizer state", student.parameters * optimizer_bytes / (model_shards * data_parallel), f"{optimizer_bytes} B per parameter, also split over {data_parallel} data-parallel rank(s)"),
+        ("teacher weights", teacher.parameters * width / model_shards, "frozen, no gradients or optimizer state"),
+        ("layer activations", student.num_layers * tokens * student.hidden_size * 17 * width / settings.tp_size, "~34 bytes per token per hidden unit per layer in 16-bit (Korthikanti et al.)"),
+        ("logits for the KD loss", tokens * student.vocab_size * (2 * width + 12) / settings.tp_size, "student and teacher logits plus fp32 softmaxes and gradient"),
+    ]
+    table = pd.DataFrame(rows, columns=["item", "GB", "assumption"]).set_index("item")
+    table["GB"] = (table["GB"] / 1e9).round(2)
+    table.loc["total"] = [table["GB"].sum().round(2), f"per device, {settings.devices * settings.num_nodes} device(s)"]
+    return table
+
+
+def measured_tflops(seconds: float = 1.0) -> float:
+    """Dense matmul throughput of this machine's accelerator (or CPU) in TFLOP/s, measured for about a second."""
+    import torch
+
+    device, dtype = ("cuda", torch.bfloat16) if torch.cuda.is_available() else ("cpu", torch.float32)
+    size = 4096 if device == "cuda" else 1024
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return 2 * size**3 * runs / (time.perf_counter() - start) / 1e12
+
+
+def time_estimate(student: ModelShape, teacher: ModelShape, kd: KDPlan, settings: DistillSettings, tflops_per_device: float, efficiency: float) -> dict:
+    """Seconds per step and for the whole run, from FLOPs: 6 per student and 2 per teacher parameter per token."""
+    flops_per_step = kd.gbs * kd.seq_length * (6 * student.parameters + 2 * teacher.parameters)
+    devices = settings.devices * settings.num_nodes
+    per_step = flops_per_step / (devices * tflops_per_device * 1e12 * efficiency)
+    return {
+        "FLOPs per step": f"{flops_per_step:.3g}",
+        "assumed throughput": f"{tflops_per_device:.3g} TFLOP/s per device x {efficiency:.0%} efficiency x {devices} device(s)",
+        "seconds per step": round(per_step, 2),
+        "training time (excluding validation and checkpoints)": f"{per_step * kd.max_steps / 60:.1f} min",
+    }

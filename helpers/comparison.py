@@ -1,0 +1,86 @@
+"""Notebook 04's steps: export the best students, then measure all five models side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import conversion, distillation, evaluation, runs
+from helpers.checkpoints import is_hf_checkpoint
+from helpers.data import token_windows
+from helpers.profiles import Profile
+from helpers.workspace import Workspace
+
+KINDS = ("depth", "width")
+MODELS = ("teacher", "depth-pruned", "depth-distilled", "width-pruned", "width-distilled")
+RESULTS = "comparison"
+
+
+def hf_checkpoints(ws: Workspace) -> dict[str, Path]:
+    """The Hugging Face checkpoint of each compared model."""
+    return {"teacher": ws.hf_teacher} | {f"{kind}-{stage}": ws.exported(f"{kind}-{stage}") for kind in KINDS for stage in ("pruned", "distilled")}
+
+
+def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, conversion.LogitsCheck]:
+    """Export each student to Hugging Face (the best distilled checkpoint, and the pruned one if notebook 02 did not)."""
+    checks = {}
+    for kind in KINDS:
+        sources = {"distilled": Path(runs.best(distillation.run_dir(ws, kind))["checkpoint"]), "pruned": ws.pruned(kind)}
+        for stage, source in sources.items():
+            label = f"{kind}-{stage}"
+            if stage == "pruned" and is_hf_checkpoint(ws.exported(label)) and not overwrite:
+                continue  # exported and checked in notebook 02
+            checks[label] = conversion.convert(
+                "export", source, ws.exported(label), report=ws.results / f"export-{label}-logits.json", log=ws.logs / f"04-export-{label}.log", overwrite=overwrite
+            )
+            print(f"{label}: {checks[label]}")
+    return checks
+
+
+def test_windows(profile: Profile, ws: Workspace):
+    """The held-out tokens every model is scored on: the start of the test split, in windows of the sequence length."""
+    length = profile.evaluation.seq_length
+    return token_windows(ws.data_prefix("test"), length, profile.evaluation.ppl_max_tokens // length)
+
+
+def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
+    """Evaluate the five models on identical tokens and settings; save the table as JSON and CSV."""
+    from transformers import AutoTokenizer
+
+    settings = profile.evaluation
+    windows = test_windows(profile, ws)
+    tokenizer = AutoTokenizer.from_pretrained(ws.hf_teacher)
+    rows = {}
+    for label, path in hf_checkpoints(ws).items():
+        rows[label] = evaluation.evaluate(
+            path, windows, tokenizer, batch_size=settings.batch_size, seq_length=settings.seq_length,
+            prompt=settings.prompt, max_new_tokens=settings.max_new_tokens, repeats=settings.timing_repeats,
+        )  # fmt: skip
+        print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}  {rows[label]['latency ms']:>8} ms per forward pass")
+    for kind in KINDS:
+        rows[f"{kind}-distilled"]["best KD val_loss"] = runs.best(distillation.run_dir(ws, kind))["val_loss"]
+    table = pd.DataFrame(rows).T.rename_axis("model")
+    save(table, ws, tokens=int(windows.size), device=evaluation.device(), profile=profile.name)
+    return table
+
+
+def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:
+    ws.results.mkdir(parents=True, exist_ok=True)
+    table.to_csv(ws.results / f"{RESULTS}.csv")
+    records = json.loads(table.reset_index().to_json(orient="records"))
+    (ws.results / f"{RESULTS}.json").write_text(json.dumps({**metadata, "models": records}, indent=2))
+
+
+def load(ws: Workspace) -> dict:
+    """The saved comparison: {"profile", "tokens", "device", "models": [one record per model]}."""
+    return json.loads((ws.results / f"{RESULTS}.json").read_text())
+
+
+def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd.DataFrame:
+    """Add MMLU accuracies to the table and re-save it."""
+    table = table.assign(**{"MMLU (5-shot)": pd.Series(scores)})
+    metadata = {k: v for k, v in load(ws).items() if k != "models"}
+    save(table, ws, **metadata)
+    return table

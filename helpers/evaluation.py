@@ -1,0 +1,107 @@
+"""Notebook 04's measurements on Hugging Face checkpoints: the same tokens and settings for every model."""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextmanager
+def loaded(path: Path) -> Iterator[torch.nn.Module]:
+    """A Hugging Face causal LM in its own dtype, in eval mode, on the GPU if there is one; freed afterwards."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").to(device()).eval()
+    try:
+        yield model
+    finally:
+        del model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def parameters(model: torch.nn.Module) -> dict[str, int]:
+    """Total parameters and those outside the embedding and output layers."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight.numel()
+    output = 0 if model.config.tie_word_embeddings else model.get_output_embeddings().weight.numel()
+    return {"parameters": total, "non-embedding parameters": total - embedding - output}
+
+
+def test_loss(model: torch.nn.Module, windows: np.ndarray, batch_size: int) -> float:
+    """Mean next-token cross-entropy over `windows` [count, length]: perplexity is exp of it."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(windows), batch_size):
+            ids = torch.from_numpy(windows[start : start + batch_size]).to(device())
+            logits = model(ids).logits[:, :-1].float()
+            total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="sum").item()
+            count += ids[:, 1:].numel()
+    return total / count
+
+
+@dataclass(frozen=True)
+class Timing:
+    latency_ms: float  # median time of one forward pass over the whole batch
+    tokens_per_second: float
+    batch_size: int
+    seq_length: int
+    repeats: int
+
+
+def forward_timing(model: torch.nn.Module, batch_size: int, seq_length: int, repeats: int, warmup: int = 2) -> Timing:
+    """Time full forward passes (prefill) on a fixed random batch, after warm-up."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_length), generator=generator).to(device())
+    times = []
+    with torch.no_grad():
+        for run in range(warmup + repeats):
+            _synchronize()
+            start = time.perf_counter()
+            model(ids)
+            _synchronize()
+            if run >= warmup:
+                times.append(time.perf_counter() - start)
+    latency = statistics.median(times)
+    return Timing(round(latency * 1e3, 2), round(batch_size * seq_length / latency, 1), batch_size, seq_length, repeats)
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def greedy_generation(model: torch.nn.Module, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    """The model's greedy continuation of `prompt`."""
+    ids = tokenizer(prompt, return_tensors="pt").to(device())
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, seq_length: int, prompt: str, max_new_tokens: int, repeats: int) -> dict:
+    """Every measurement of one model: size, test loss and perplexity, forward timing, a generation."""
+    with loaded(path) as model:
+        loss = test_loss(model, windows, batch_size)
+        timing = forward_timing(model, batch_size, seq_length, repeats)
+        return {
+            **parameters(model),
+            "test loss": round(loss, 4),
+            "test perplexity": round(math.exp(loss), 2),
+            **{key.replace("_", " "): value for key, value in asdict(timing).items()},
+            "generation": greedy_generation(model, tokenizer, prompt, max_new_tokens),
+        }
