@@ -30,7 +30,8 @@ from helpers import runs
 from helpers.checkpoints import architecture, require_nemo_checkpoint
 from helpers.distill_checks import check_distill_args
 from helpers.errors import SettingError, raise_if_any, refuse
-from helpers.outputs import remove
+from helpers.launch import is_rank0
+from helpers.outputs import exclusive, remove, require_not_running
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,6 +85,8 @@ def check(args: argparse.Namespace) -> runs.RunState:
     student = architecture(require_nemo_checkpoint(Path(args.model_path), "--model_path"))
     teacher = architecture(require_nemo_checkpoint(Path(args.teacher_path), "--teacher_path"))
     check_distill_args(args, student, teacher)
+    if is_rank0():  # the writer; the other ranks would find its lock
+        require_not_running(run_dir(args), "--name")
     if args.overwrite:
         return runs.RunState("new", 0, args.max_steps)
     raise_if_any(runs.settings_problems(run_dir(args), settings(args)))
@@ -116,7 +119,7 @@ def distill(args: argparse.Namespace) -> dict:
     from nemo.utils.exp_manager import TimingCallback
 
     directory = run_dir(args)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_rank0():
         if args.overwrite:
             remove(directory)
         for checkpoint in runs.remove_unfinished(directory):
@@ -211,12 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Run {run_dir(args)}: {run_state}.")
     if run_state.status == "finished":
-        if int(os.environ.get("RANK", "0")) == 0:
+        if is_rank0():
             record = runs.record_best(run_dir(args))
             print(f"Nothing to do (pass --overwrite to train it again). Best checkpoint: {record['checkpoint']}")
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    distill(args)
+    if is_rank0():
+        with exclusive(run_dir(args), "--name"):  # released when this process ends, however it ends
+            distill(args)
+    else:
+        distill(args)
     return 0
 
 

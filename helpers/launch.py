@@ -108,6 +108,11 @@ def _stop(process: subprocess.Popen) -> None:
             continue
 
 
+def is_rank0() -> bool:
+    """Whether this process is rank 0 of a torchrun launch (or not launched by torchrun): the one that writes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def python_module(module: str, *args: object) -> list[str]:
     """`python -m module args...` with the kernel's own interpreter."""
     return [sys.executable, "-m", module, *map(str, args)]

@@ -30,6 +30,13 @@ def command(model_dir: Path, output_dir: Path, devices: int = 1, batch_size: int
     return [sys.executable, *evaluation]
 
 
+def gpus() -> int:
+    """GPUs to spread the evaluation over: all visible ones (at least one process)."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
 def unavailable_reason() -> str | None:
     """Why MMLU cannot run here, or None if it can."""
     import torch

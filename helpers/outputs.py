@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from helpers.errors import refuse
 
 
 def remove(path: Path) -> None:
@@ -64,3 +67,36 @@ def produce(
             raise RuntimeError(f"building the {what} finished but {partial} is not a valid {what}")
     print(f"Wrote the {what} to {output}.")
     return output
+
+
+def lock_path(output: Path) -> Path:
+    """The hidden sibling whose lock marks `output` as being written by a running process."""
+    return output.with_name(f".{output.name}.lock")
+
+
+@contextmanager
+def exclusive(output: Path, setting: str) -> Iterator[None]:
+    """Hold the lock on `output` for the block; refuse if another process holds it.
+
+    The operating system releases the lock when its process ends, however it ends, so a stale
+    lock never blocks a rerun; a live one means a run is still going (a kernel restart does not
+    stop the torchrun it launched), and a second writer would corrupt its output.
+    """
+    path = lock_path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise refuse(
+                setting,
+                f"another process is still writing {output} (it holds {path})",
+                "wait for it to finish, or stop it (pkill -f helpers.) and run again",
+            ) from None
+        yield
+
+
+def require_not_running(output: Path, setting: str) -> None:
+    """Refuse, before any work, if a process is writing `output`."""
+    with exclusive(output, setting):
+        pass

@@ -22,7 +22,8 @@ from pathlib import Path
 from helpers import importance
 from helpers.checkpoints import architecture, require_nemo_checkpoint
 from helpers.errors import SettingError, refuse
-from helpers.outputs import partial_path, remove
+from helpers.launch import is_rank0
+from helpers.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune_checks import check_prune_args
 
 
@@ -59,6 +60,8 @@ def check(args: argparse.Namespace) -> None:
     """Every check that needs no model (the notebook runs them before launching): raises SettingError."""
     restore = require_nemo_checkpoint(Path(args.restore_path), "--restore_path")
     check_prune_args(args, architecture(restore))
+    if is_rank0():  # the writer; the other ranks would find its lock
+        require_not_running(Path(args.save_path), "--save_path")
 
 
 def check_launch(args: argparse.Namespace) -> None:
@@ -84,7 +87,7 @@ def prune(args: argparse.Namespace) -> Path:
 
     restore, save = Path(args.restore_path), Path(args.save_path)
     work = partial_path(save)
-    rank0 = int(os.environ.get("RANK", "0")) == 0
+    rank0 = is_rank0()
     if rank0:
         remove(work)
     data = None
@@ -163,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helpers.prune refused to start:\n{error}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # torchrun stopping us still cleans up
-    prune(args)
+    if is_rank0():
+        with exclusive(Path(args.save_path), "--save_path"):  # released when this process ends
+            prune(args)
+    else:
+        prune(args)
     return 0
 
 

@@ -70,6 +70,11 @@ class Workspace:
         return self.root / "results"
 
     @property
+    def executed(self) -> Path:
+        """Executed copies of the notebooks (`make run`)."""
+        return self.root / "executed"
+
+    @property
     def figures(self) -> Path:
         return self.root / "figures"
 

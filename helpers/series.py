@@ -1,0 +1,118 @@
+"""Run the whole series: execute the four notebooks in order, then print a one-screen summary.
+
+    python -m helpers.series                       # the tiny profile, work directory ./workspace
+    python -m helpers.series --profile qwen3-1.7b --workdir /data/work
+
+Each notebook runs in a fresh kernel, with the repository as its working directory, exactly as
+JupyterLab would run it. The executed copies go to <workdir>/<profile>/executed/ (also when a
+cell fails, so the failing output can be read there) and the figures to .../figures/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.profiles import DEFAULT_PROFILE, PROFILE_ENV, get_profile
+from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, open_workspace
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+NOTEBOOKS = (
+    "01_model_and_data_preparation.ipynb",
+    "02_pruning.ipynb",
+    "03_distillation.ipynb",
+    "04_depth_vs_width_comparison.ipynb",
+)
+
+
+class NotebookFailed(RuntimeError):
+    """A cell of a notebook raised; the executed copy holds its output."""
+
+
+def execute(notebook: Path, executed: Path, timeout: int | None = None) -> float:
+    """Execute `notebook` in a fresh kernel, writing the executed copy to `executed`; return the seconds taken."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from tqdm.auto import tqdm
+
+    nb = nbformat.read(notebook, as_version=4)
+    code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
+    progress = tqdm(total=code_cells, desc=notebook.stem, unit="cell")
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(notebook.parent)}},
+        on_cell_executed=lambda cell, **_: progress.update(1) if cell.cell_type == "code" else None,
+    )
+    started = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        raise NotebookFailed(f"{notebook.name} failed; its executed copy is {executed}\n{error}") from error
+    finally:
+        progress.close()
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, executed)
+    return time.perf_counter() - started
+
+
+def summary(ws: Workspace, seconds: dict[str, float]) -> str:
+    """Timings, the comparison table and where everything is, on one screen."""
+    from helpers import comparison, distillation
+
+    columns = ["parameters", "non-embedding parameters", "test perplexity", "latency ms"]
+    table = pd.DataFrame(comparison.load(ws)["models"]).set_index("model")[columns]
+    table[columns[:2]] = (table[columns[:2]] / 1e6).round(2)
+    table = table.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
+    kd = distillation.summary(ws)[["val_loss before KD (step 0)", "best val_loss", "best step"]]
+    timings = ", ".join(f"{name[:2]} {value / 60:.1f} min" for name, value in seconds.items())
+    return "\n".join(
+        [
+            f"Series finished in {sum(seconds.values()) / 60:.1f} min ({timings}).",
+            "",
+            table.to_string(),
+            "",
+            "Distillation (validation loss):",
+            kd.to_string(),
+            "",
+            f"Executed notebooks: {ws.executed}",
+            f"Figures:            {ws.figures}",
+            f"Results:            {ws.results / 'comparison.csv'}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m helpers.series", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default=os.environ.get(PROFILE_ENV, DEFAULT_PROFILE), help="profile to run (default: tiny)")
+    p.add_argument("--workdir", default=os.environ.get(WORKDIR_ENV, DEFAULT_WORKDIR), help="work directory (default: ./workspace)")
+    p.add_argument("--timeout", type=int, help="seconds one cell may take (default: no limit)")
+    args = p.parse_args(argv)
+
+    profile = get_profile(args.profile)
+    # The notebooks read these in their first cell; the kernels inherit them.
+    os.environ[PROFILE_ENV] = profile.name
+    os.environ[WORKDIR_ENV] = str(Path(args.workdir).expanduser().resolve())
+    ws = open_workspace(profile.name, profile.model.name)
+    print(f"Running the series on profile {profile.name!r} in {ws.root}")
+    seconds = {}
+    for name in NOTEBOOKS:
+        try:
+            seconds[name] = execute(REPOSITORY / name, ws.executed / name, args.timeout)
+        except NotebookFailed as error:
+            print(error, file=sys.stderr)
+            return 1
+        print(f"{name}: {seconds[name]:.0f} s")
+    print("\n" + summary(ws, seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

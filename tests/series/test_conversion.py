@@ -1,0 +1,55 @@
+"""Hugging Face <-> NeMo conversions keep the model: logits agree, on tokens the notebooks never used."""
+
+import json
+
+import pytest
+
+from conftest import run_python
+from helpers.conversion import LogitsCheck
+
+# Logits of a NeMo checkpoint against a Hugging Face one on held-out test tokens. With argv[4] ==
+# "drop-norm-fix", the import is redone without the CPU rehearsal's norm-key mapping first.
+COMPARE = r"""
+import json, sys, tempfile
+from dataclasses import asdict
+from pathlib import Path
+import torch
+from helpers import conversion, cpu_rehearsal
+from helpers.data import token_windows
+
+nemo, hf, data, mode = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+if mode == "drop-norm-fix":
+    cpu_rehearsal.WORKAROUNDS = tuple(w for w in cpu_rehearsal.WORKAROUNDS if w is not cpu_rehearsal._conversion_keeps_norm_weights)
+    nemo = conversion.import_to_nemo(conversion.inspect_hf_checkpoint(hf), Path(tempfile.mkdtemp()) / "teacher-nemo")
+ids = torch.from_numpy(token_windows(data, 64, 2))
+print(json.dumps(asdict(conversion.compare_logits(nemo, hf, ids))))
+"""
+
+
+def compare(nemo, hf, ws, mode="as-is") -> LogitsCheck:
+    result = run_python(COMPARE, str(nemo), str(hf), str(ws.data_prefix("test")), mode)
+    return LogitsCheck(**json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_imported_teacher_gives_the_hugging_face_logits(ws, require):
+    check = compare(require(ws.teacher, "01"), require(ws.hf_teacher, "01"), ws)
+    assert check.passed and check.max_abs_diff < 1e-3 and check.top1_agreement == 1.0, check
+
+
+@pytest.mark.parametrize("kind", ["depth", "width"])
+def test_exported_distilled_students_give_the_nemo_logits(ws, require, kind):
+    best = require(ws.distill_logs / f"{ws.model_name}-nemo-{kind}-pruned-distill" / "best", "03")
+    check = compare(best.resolve(), require(ws.exported(f"{kind}-distilled"), "04"), ws)
+    assert check.passed and check.max_abs_diff < 1e-3, check
+
+
+def test_the_logits_check_catches_norm_weights_dropped_by_the_import(ws, require):
+    """Without Transformer Engine, NeMo's importer silently leaves every norm at 1.0 (see cpu_rehearsal)."""
+    check = compare(None, require(ws.hf_teacher, "01"), ws, mode="drop-norm-fix")
+    assert not check.passed and check.max_abs_diff > 1e-2, check
+
+
+@pytest.mark.parametrize("report", ["import", "export-depth-pruned", "export-width-pruned", "export-depth-distilled", "export-width-distilled"])
+def test_every_conversion_the_notebooks_ran_passed_its_check(ws, require, report):
+    saved = json.loads(require(ws.results / f"{report}-logits.json", "01-04").read_text())
+    assert LogitsCheck(**saved["logits"]).passed

@@ -1,0 +1,107 @@
+"""Errors, atomic outputs, the work directory and the command launcher."""
+
+import os
+import sys
+
+import pytest
+
+from helpers.errors import Problem, SettingError, raise_if_any, refuse
+from helpers.launch import CommandFailed, child_env, run
+from helpers.outputs import atomic_output, partial_path, produce
+from helpers.workspace import open_workspace
+
+
+def test_setting_error_names_setting_problem_and_fix():
+    error = SettingError(Problem("--mbs", "0 is not a size", "give 1 or more"), Problem("--gbs", "odd", "even"))
+    assert str(error) == "--mbs: 0 is not a size\n  fix: give 1 or more\n--gbs: odd\n  fix: even"
+    assert isinstance(refuse("a", "b", "c"), SettingError)
+    raise_if_any([])
+    with pytest.raises(SettingError):
+        raise_if_any([Problem("a", "b", "c")])
+
+
+def test_atomic_output_keeps_the_previous_output_when_the_build_fails(tmp_path):
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old").write_text("kept")
+    with pytest.raises(RuntimeError), atomic_output(final) as partial:
+        (partial / "new").parent.mkdir()
+        (partial / "new").write_text("half")
+        raise RuntimeError("interrupted")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (final / "old").read_text() == "kept"
+
+
+def test_produce_reuses_valid_outputs_and_rebuilds_on_overwrite(tmp_path):
+    builds = []
+
+    def build(path):
+        builds.append(path)
+        path.mkdir()
+        (path / "done").write_text(str(len(builds)))
+
+    output = tmp_path / "model"
+    is_valid = lambda p: (p / "done").is_file()  # noqa: E731
+    for overwrite in (False, False, True):
+        produce(output, build, is_valid=is_valid, overwrite=overwrite)
+    assert len(builds) == 2 and (output / "done").read_text() == "2"
+    assert all(path == partial_path(output) for path in builds) and not partial_path(output).exists()
+
+
+def test_produce_refuses_an_invalid_build(tmp_path):
+    with pytest.raises(RuntimeError, match="not a valid"):
+        produce(tmp_path / "x", lambda p: p.mkdir(), is_valid=lambda p: False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_work_directory_is_refused(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("TUTORIAL_WORKDIR", str(blocker))
+    with pytest.raises(SettingError, match="TUTORIAL_WORKDIR: the work directory .* is not writable"):
+        open_workspace("tiny", "Qwen3-tiny")
+
+
+def test_workspace_lives_under_the_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUTORIAL_WORKDIR", str(tmp_path))
+    ws = open_workspace("tiny", "Qwen3-tiny")
+    assert ws.root == tmp_path / "tiny" and ws.teacher.parent == ws.models
+    assert ws.data_prefix("train").name == "wikitext-train_text_document"
+
+
+def test_run_streams_logs_and_raises_with_the_tail(tmp_path, capsys):
+    script = "import sys\nfor i in range(100): print('line', i)\nsys.exit(3)"
+    with pytest.raises(CommandFailed) as failed:
+        run([sys.executable, "-c", script], tmp_path / "logs" / "job.log", tail_lines=5)
+    assert failed.value.returncode == 3
+    assert failed.value.tail.splitlines() == [f"line {i}" for i in range(95, 100)]
+    assert "line 0" in capsys.readouterr().out
+    assert (tmp_path / "logs" / "job.log").read_text().count("\n") == 100
+
+
+def test_run_works_in_the_log_folder_without_the_kernels_distributed_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    log = tmp_path / "logs" / "job.log"
+    run([sys.executable, "-c", "import os; print(os.getcwd(), os.environ.get('RANK'), os.environ.get('MASTER_PORT'))"], log)
+    assert log.read_text().split() == [str(log.parent), "None", "None"]
+    assert "RANK" not in child_env() and child_env()["PYTHONUNBUFFERED"] == "1" and os.environ["RANK"] == "3"
+
+
+def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
+    import subprocess
+
+    from helpers.outputs import exclusive, require_not_running
+
+    output = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", f"from pathlib import Path\nfrom helpers.outputs import exclusive\n"
+                               f"with exclusive(Path({str(output)!r}), 'x'):\n    print('held', flush=True)\n    input()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(SettingError, match="--name: another process is still writing"):
+        require_not_running(output, "--name")
+    holder.kill()  # however the writer ends, its lock goes with it
+    holder.wait()
+    with exclusive(output, "--name"):
+        with pytest.raises(SettingError):
+            require_not_running(output, "--name")
+    require_not_running(output, "--name")

@@ -1,0 +1,58 @@
+"""The CPU rehearsal changes nothing where CUDA is present, and is what makes the CPU path run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers.cpu_rehearsal import CUDA_CALL_SITES
+
+# Runs in a fresh interpreter: import every module the rehearsal may patch, snapshot its attributes
+# (module globals and class attributes), call enable(), and report which ones changed.
+PROBE = r"""
+import importlib, inspect, json, sys
+import torch
+from helpers import cpu_rehearsal
+from modelopt.torch.nas.registry import DMRegistry
+
+modules = [*cpu_rehearsal.CUDA_CALL_SITES, "nemo.lightning.io.pl", "nemo.lightning.io.state", "nemo.lightning.io",
+           "nemo.collections.llm.modelopt.model_utils"]
+
+def snapshot():
+    seen = {f"torch.Tensor.{k}": id(v) for k, v in vars(torch.Tensor).items()}
+    for name in modules:
+        module = importlib.import_module(name)
+        for key, value in list(vars(module).items()):
+            seen[f"{name}.{key}"] = id(value)
+            if inspect.isclass(value) and value.__module__ == name:
+                seen.update({f"{name}.{key}.{k}": id(v) for k, v in vars(value).items()})
+    seen["DMRegistry has RMSNorm"] = torch.nn.RMSNorm in DMRegistry
+    return seen
+
+before = snapshot()
+if sys.argv[1] == "cuda":  # after the imports: some of them query the device when CUDA is reported
+    torch.cuda.is_available = lambda: True
+active = cpu_rehearsal.enable()
+after = snapshot()
+print(json.dumps({"active": active, "changed": sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))}))
+"""
+
+
+def probe(cuda: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", PROBE, cuda], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("cuda", ["cuda", "cpu"])
+def test_rehearsal_is_inert_with_cuda_and_active_without(cuda):
+    report = probe(cuda)
+    if cuda == "cuda":
+        assert report == {"active": False, "changed": []}
+    else:  # the same probe sees the patches when CUDA is absent, so the check above can fail
+        changed = set(report["changed"])
+        assert report["active"] is True
+        assert {"torch.Tensor.cuda", "megatron.core.timers.torch", "nemo.lightning.io.pl._fix_tensors_device",
+                "DMRegistry has RMSNorm"} <= changed  # fmt: skip
+        assert {f"{module}.torch" for module in CUDA_CALL_SITES} <= changed
