@@ -17,8 +17,9 @@ test: $(READY)
 
 env: $(READY)
 
-$(READY): requirements/lock.txt pyproject.toml
+$(READY): requirements/lock.txt requirements/build.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements/build.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements/lock.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m helpers.environment

@@ -22,6 +22,8 @@ NOISE = re.compile(
     r"|^\s*warnings\.warn\(|compiled without GPU support|^OneLogger:|No exporters were provided"
     r"|transformer_engine not installed|Transformer Engine and Apex are not installed"
     r"|DEPRECATED: Passing 'checkpoint_dir' as a Path|^(GPU|TPU|HPU) available: |^\s*$"
+    # Megatron's per-rank listing of its process groups and of the parameters in each gradient bucket
+    r"|\] Ranks? \d+ has |\] All .*ranks|Params for bucket \d+|^\s+(decoder|embedding|output_layer)\.\S+$"
 )
 
 # torch.distributed settings a notebook kernel may hold after running NeMo in-process; a child

@@ -48,6 +48,7 @@ def execute(notebook: Path, executed: Path, timeout: int | None = None) -> float
         nb,
         timeout=timeout,
         kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # the kernel's own notices, not the cells' warnings
         resources={"metadata": {"path": str(notebook.parent)}},
         on_cell_executed=lambda cell, **_: progress.update(1) if cell.cell_type == "code" else None,
     )

@@ -49,3 +49,12 @@ def megatron_data(prefix: Path) -> Path:
         builder.add_document(list(range(start, start + 40)), [40])
     builder.finalize(str(prefix.with_suffix(".idx")))
     return prefix
+
+
+def command_line(flags: dict[str, str | None]) -> list[str]:
+    """`{"--flag": "a b", "--switch": "", "--gone": None}` as argv: values split on spaces, None left out."""
+    argv = []
+    for flag, value in flags.items():
+        if value is not None:
+            argv += [flag, *value.split()]
+    return argv

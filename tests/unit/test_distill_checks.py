@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import TINY
-from fakes import nemo_checkpoint
+from fakes import command_line, nemo_checkpoint
 from helpers import distill
 
 BASE = {
@@ -19,11 +19,7 @@ BASE = {
 def argv(models, log_dir, **changes):
     flags = {**BASE, "--model_path": str(models["student"]), "--teacher_path": str(models["teacher"]),
              "--data_paths": str(models["data"]), "--log_dir": str(log_dir)}  # fmt: skip
-    flags.update({f"--{name}": value for name, value in changes.items()})
-    out = []
-    for flag, value in flags.items():
-        out += [flag, *value.split()] if value else [flag]
-    return out
+    return command_line(flags | {f"--{name}": value for name, value in changes.items()})
 
 
 @pytest.fixture(scope="module")

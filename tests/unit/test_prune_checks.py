@@ -2,6 +2,7 @@
 
 import pytest
 
+from fakes import command_line
 from helpers import prune
 from helpers.checkpoints import is_nemo_checkpoint
 
@@ -14,16 +15,7 @@ BASE = {
 def argv(models, save, **changes):
     """The flags of a valid depth-pruning launch, with `changes` applied (None removes a flag)."""
     flags = {**BASE, "--restore_path": str(models["teacher"]), "--save_path": str(save), "--data_paths": str(models["data"])}
-    for name, value in changes.items():
-        flag = "--" + name
-        if value is None:
-            flags.pop(flag, None)
-        else:
-            flags[flag] = value
-    out = []
-    for flag, value in flags.items():
-        out += [flag, *value.split()] if value else [flag]
-    return out
+    return command_line(flags | {f"--{name}": value for name, value in changes.items()})
 
 
 REFUSED = {
