@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import run_python
+from fresh_process import run_python
 from helpers.conversion import LogitsCheck
 
 # Logits of a NeMo checkpoint against a Hugging Face one on held-out test tokens. With argv[4] ==

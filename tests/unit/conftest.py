@@ -2,10 +2,7 @@ import dataclasses
 
 import pytest
 
-from archs import QWEN3
-from fakes import megatron_data, nemo_checkpoint
-
-TINY = dataclasses.replace(QWEN3["tiny"], vocab_size=1024)  # the tiny Qwen3's shapes, a small vocabulary
+from fakes import TINY, megatron_data, nemo_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
+from archs import QWEN3
 from helpers.checkpoints import Architecture
+
+TINY = dataclasses.replace(QWEN3["tiny"], vocab_size=1024)  # the tiny Qwen3's shapes, a small vocabulary
 
 
 def nemo_checkpoint(path: Path, arch: Architecture, tokenizer_text: str = "qwen3") -> Path:

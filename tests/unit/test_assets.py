@@ -101,14 +101,17 @@ def hf_folder(path, tokenizer_dir, weights=True, **config):
     return path
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d, t: d / "absent", "does not exist"),
-    (lambda d, t: d, "has no config.json: not a Hugging Face checkpoint"),
-    (lambda d, t: hf_folder(d / "m", t, model_type="llama"), "holds a 'llama' model, not Qwen3"),
-    (lambda d, t: hf_folder(d / "m", t, head_dim=64), "head_dim is 64"),
-    (lambda d, t: hf_folder(d / "m", t, weights=False), "lacks weights"),
-    (lambda d, t: hf_folder(d / "m", t, vocab_size=1024), "the tokenizer has 151669 tokens but the embedding only 1024 rows"),
-])  # fmt: skip
+UNIMPORTABLE = {
+    "missing": (lambda d, t: d / "absent", "does not exist"),
+    "not a Hugging Face folder": (lambda d, t: d, "has no config.json: not a Hugging Face checkpoint"),
+    "another architecture": (lambda d, t: hf_folder(d / "m", t, model_type="llama"), "holds a 'llama' model, not Qwen3"),
+    "another head_dim": (lambda d, t: hf_folder(d / "m", t, head_dim=64), "head_dim is 64"),
+    "no weights": (lambda d, t: hf_folder(d / "m", t, weights=False), "lacks weights"),
+    "vocabulary beyond the embedding": (lambda d, t: hf_folder(d / "m", t, vocab_size=1024), "the tokenizer has 151669 tokens but the embedding only 1024 rows"),
+}
+
+
+@pytest.mark.parametrize("make, message", UNIMPORTABLE.values(), ids=UNIMPORTABLE.keys())
 def test_a_checkpoint_nemo_cannot_import_is_refused(tmp_path, qwen3_tokenizer_dir, make, message):
     from helpers.conversion import inspect_hf_checkpoint
     from helpers.errors import SettingError

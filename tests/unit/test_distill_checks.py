@@ -6,8 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import TINY
-from fakes import command_line, nemo_checkpoint
+from fakes import TINY, command_line, nemo_checkpoint
 from helpers import distill
 
 BASE = {

@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import TINY
-from fakes import nemo_checkpoint
+from fakes import TINY, nemo_checkpoint
 from helpers import events, runs
 from helpers.kd_callbacks import AlignLoggingStepOnResume, LogValidationBeforeTraining, StopOnNonFiniteLoss
 
