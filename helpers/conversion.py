@@ -163,8 +163,6 @@ def compare_logits(checkpoint: Path, hf_dir: Path, token_ids: torch.Tensor) -> L
     )
 
 
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.conversion", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("direction", choices=("import", "export"), help="import: Hugging Face -> NeMo 2; export: NeMo 2 -> Hugging Face")

@@ -149,7 +149,7 @@ PROFILES: dict[str, Profile] = {
                 seq_length=128,
                 prompt="In Greek mythology, Achilles",
                 max_new_tokens=24,
-                ppl_max_tokens=16_384,
+                ppl_max_tokens=8_192,
                 mmlu=False,
             ),
         ),
