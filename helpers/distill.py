@@ -21,16 +21,16 @@ one is the one whose weights scored best; and it is recorded in <log_dir>/<name>
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from helpers import runs
 from helpers.checkpoints import architecture, require_nemo_checkpoint
 from helpers.distill_checks import check_distill_args
-from helpers.errors import SettingError, raise_if_any, refuse
-from helpers.launch import is_rank0
+from helpers.errors import SettingError, raise_if_any
+from helpers.launch import is_rank0, require_launched
 from helpers.outputs import exclusive, remove, require_not_running
 
 
@@ -91,12 +91,6 @@ def check(args: argparse.Namespace) -> runs.RunState:
         return runs.RunState("new", 0, args.max_steps)
     raise_if_any(runs.settings_problems(run_dir(args), settings(args)))
     return runs.state(run_dir(args), args.max_steps)
-
-
-def check_launch(args: argparse.Namespace) -> None:
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != args.devices * args.num_nodes:
-        raise refuse("--devices", f"{launched} process(es) were launched for --devices {args.devices} x --num_nodes {args.num_nodes}", f"launch with torchrun --nproc_per_node {args.devices}")
 
 
 def distill(args: argparse.Namespace) -> dict:
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         run_state = check(args)
-        check_launch(args)
+        require_launched(args.devices, args.num_nodes)
     except SettingError as error:
         print(f"helpers.distill refused to start:\n{error}", file=sys.stderr)
         return 2
@@ -219,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Nothing to do (pass --overwrite to train it again). Best checkpoint: {record['checkpoint']}")
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if is_rank0():
-        with exclusive(run_dir(args), "--name"):  # released when this process ends, however it ends
-            distill(args)
-    else:
+    with exclusive(run_dir(args), "--name") if is_rank0() else nullcontext():  # rank 0 writes; the lock ends with it
         distill(args)
     return 0
 

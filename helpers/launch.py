@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from helpers.errors import refuse
+
 # Lines that say nothing about the run; they still go to the log file.
 NOISE = re.compile(
     r"FutureWarning: The pynvml package is deprecated|^\s*import pynvml|Apex is not installed"
@@ -113,6 +115,17 @@ def _stop(process: subprocess.Popen) -> None:
 def is_rank0() -> bool:
     """Whether this process is rank 0 of a torchrun launch (or not launched by torchrun): the one that writes."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def require_launched(devices: int, num_nodes: int) -> None:
+    """Refuse to start unless torchrun launched the processes `--devices` x `--num_nodes` ask for."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != devices * num_nodes:
+        raise refuse(
+            "--devices",
+            f"{launched} process(es) were launched for --devices {devices} x --num_nodes {num_nodes}",
+            f"launch with torchrun --nproc_per_node {devices}",
+        )
 
 
 def python_module(module: str, *args: object) -> list[str]:

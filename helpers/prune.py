@@ -14,15 +14,15 @@ tokenizer (never a download); Minitron's importance scores are saved in the chec
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from helpers import importance
 from helpers.checkpoints import architecture, require_nemo_checkpoint
-from helpers.errors import SettingError, refuse
-from helpers.launch import is_rank0
+from helpers.errors import SettingError
+from helpers.launch import is_rank0, require_launched
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune_checks import check_prune_args
 
@@ -62,17 +62,6 @@ def check(args: argparse.Namespace) -> None:
     check_prune_args(args, architecture(restore))
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(Path(args.save_path), "--save_path")
-
-
-def check_launch(args: argparse.Namespace) -> None:
-    """The processes torchrun started must be the ones the flags ask for."""
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != args.devices * args.num_nodes:
-        raise refuse(
-            "--devices",
-            f"{launched} process(es) were launched for --devices {args.devices} x --num_nodes {args.num_nodes}",
-            f"launch with torchrun --nproc_per_node {args.devices}",
-        )
 
 
 def prune(args: argparse.Namespace) -> Path:
@@ -161,15 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         check(args)
-        check_launch(args)
+        require_launched(args.devices, args.num_nodes)
     except SettingError as error:
         print(f"helpers.prune refused to start:\n{error}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # torchrun stopping us still cleans up
-    if is_rank0():
-        with exclusive(Path(args.save_path), "--save_path"):  # released when this process ends
-            prune(args)
-    else:
+    with exclusive(Path(args.save_path), "--save_path") if is_rank0() else nullcontext():  # rank 0 writes; the lock ends with it
         prune(args)
     return 0
 
