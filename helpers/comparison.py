@@ -11,9 +11,9 @@ from helpers import conversion, distillation, evaluation, runs
 from helpers.checkpoints import is_hf_checkpoint
 from helpers.data import token_windows
 from helpers.profiles import Profile
+from helpers.pruning import KINDS
 from helpers.workspace import Workspace
 
-KINDS = ("depth", "width")
 MODELS = ("teacher", "depth-pruned", "depth-distilled", "width-pruned", "width-distilled")
 RESULTS = "comparison"
 

@@ -10,6 +10,7 @@ from helpers import distill, events, runs
 from helpers.budget import plan
 from helpers.launch import run, torchrun
 from helpers.profiles import Profile
+from helpers.pruning import KINDS
 from helpers.workspace import Workspace
 
 CURVES = ("reduced_train_loss", "val_loss")
@@ -57,7 +58,7 @@ def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool
     return runs.best(run_dir(ws, kind))
 
 
-def curves(ws: Workspace, kinds=("depth", "width")) -> pd.DataFrame:
+def curves(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
     """Training and validation loss of each run by step (steps completed), read from the event files."""
     frames = []
     for kind in kinds:
@@ -67,7 +68,7 @@ def curves(ws: Workspace, kinds=("depth", "width")) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def summary(ws: Workspace, kinds=("depth", "width")) -> pd.DataFrame:
+def summary(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
     """Per student: validation loss before and after distillation, and the best checkpoint."""
     rows = {}
     for kind in kinds:
@@ -84,6 +85,6 @@ def summary(ws: Workspace, kinds=("depth", "width")) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def step_seconds(ws: Workspace, kinds=("depth", "width")) -> dict[str, float]:
+def step_seconds(ws: Workspace, kinds=KINDS) -> dict[str, float]:
     """Median measured seconds per training step of each run."""
     return {kind: round(float(events.series(run_dir(ws, kind), "train_step_timing in s").median()), 2) for kind in kinds}

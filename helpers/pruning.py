@@ -10,7 +10,7 @@ from helpers.launch import run, torchrun
 from helpers.profiles import Profile
 from helpers.workspace import Workspace
 
-KINDS = ("depth", "width")
+KINDS = ("depth", "width")  # the two students every later notebook follows
 
 
 def targets(profile: Profile, kind: str) -> dict[str, int | tuple[int, ...]]:

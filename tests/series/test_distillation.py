@@ -10,8 +10,7 @@ import pytest
 from helpers import distillation, events, runs
 from helpers.budget import plan
 from helpers.launch import child_env, run, torchrun
-
-KINDS = ("depth", "width")
+from helpers.pruning import KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)
