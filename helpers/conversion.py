@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import nemo_model
+from helpers import evaluation, nemo_model
 from helpers.checkpoints import is_hf_checkpoint, is_nemo_checkpoint, require_nemo_checkpoint
 from helpers.errors import SettingError, refuse
 from helpers.launch import python_module, run
@@ -142,14 +142,9 @@ def sample_token_ids(tokenizer_dir: Path, text: str = SAMPLE_TEXT) -> torch.Tens
 
 def compare_logits(checkpoint: Path, hf_dir: Path, token_ids: torch.Tensor) -> LogitsCheck:
     """Next-token logits of the NeMo checkpoint against the Hugging Face one, on the same tokens."""
-    from transformers import AutoModelForCausalLM
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    reference_model = AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype="auto").to(device).eval()
-    dtype = reference_model.dtype
-    with torch.no_grad():
-        reference = reference_model(token_ids.to(device)).logits.float().cpu()
-    del reference_model
+    with evaluation.loaded(hf_dir) as reference_model, torch.no_grad():
+        dtype = reference_model.dtype
+        reference = reference_model(token_ids.to(reference_model.device)).logits.float().cpu()
     with nemo_model.loaded(checkpoint) as module:
         candidate = nemo_model.logits(module, token_ids)[..., : reference.shape[-1]]
     difference = (candidate - reference).abs()
