@@ -61,30 +61,59 @@ def model_shape(checkpoint: Path) -> ModelShape:
     return ModelShape(parameter_counts(checkpoint)["total"], arch.num_layers, arch.hidden_size, arch.vocab_size)
 
 
+def kd_logits_bytes(precision: str, tp_size: int) -> int:
+    """Bytes the logits KD loss holds at its peak per token and per vocabulary entry of one TP rank.
+
+    NeMo's `LogitsKLLoss` (nemo/collections/llm/modelopt/distill/loss.py:153-237) upcasts both logits
+    to fp32 and, with TP > 1, keeps the shifted teacher and student logits, exp(student) for backward,
+    both log-probabilities, and kl_div's exp(target), difference and product: 8 full-vocabulary fp32
+    tensors (7 with TP = 1, where log_softmax/softmax replace the manual reduction), on top of the
+    student's and the teacher's logits in the training dtype.
+    """
+    return 2 * BYTES[precision] + 4 * (8 if tp_size > 1 else 7)
+
+
 def memory_per_device(student: ModelShape, teacher: ModelShape, settings: DistillSettings, seq_length: int) -> pd.DataFrame:
     """Estimated memory per device in GB, by item, with the assumption behind each line.
 
     Megatron mixed precision with the distributed optimizer: weights in the training dtype,
     fp32 gradients, fp32 master weights (bf16 only) and two fp32 Adam moments sharded over the
-    data-parallel ranks; no activation recomputation; flash attention (no sequence^2 term).
+    data-parallel ranks; no activation recomputation; flash attention (no sequence^2 term);
+    sequence parallelism with TP > 1 (activations split over TP); the teacher runs without gradients.
     """
     width = BYTES[settings.precision]
     model_shards = settings.tp_size * settings.pp_size
     data_parallel = settings.devices * settings.num_nodes // (model_shards * settings.cp_size)
     optimizer_bytes = (4 if width == 2 else 0) + 8
     tokens = seq_length * settings.mbs / settings.cp_size
+    logits = kd_logits_bytes(settings.precision, settings.tp_size)
     rows = [
         ("student weights", student.parameters * width / model_shards, f"{width} B per parameter, split over TP x PP"),
         ("student gradients", student.parameters * 4 / model_shards, "fp32 gradients"),
         ("optimizer state", student.parameters * optimizer_bytes / (model_shards * data_parallel), f"{optimizer_bytes} B per parameter, also split over {data_parallel} data-parallel rank(s)"),
         ("teacher weights", teacher.parameters * width / model_shards, "frozen, no gradients or optimizer state"),
-        ("layer activations", student.num_layers * tokens * student.hidden_size * 17 * width / settings.tp_size, "~34 bytes per token per hidden unit per layer in 16-bit (Korthikanti et al.)"),
-        ("logits for the KD loss", tokens * student.vocab_size * (2 * width + 12) / settings.tp_size, "student and teacher logits plus fp32 softmaxes and gradient"),
+        ("layer activations", student.num_layers * tokens * student.hidden_size * 17 * width / settings.tp_size, "~34 bytes per token per hidden unit per layer in 16-bit (Korthikanti et al.); with PP the first stage holds PP micro-batches of its layers, as much"),
+        ("logits for the KD loss", tokens * student.vocab_size / settings.tp_size * logits, f"{logits} B per token per vocabulary entry of a TP rank: the logits and the loss's fp32 intermediates"),
     ]
     table = pd.DataFrame(rows, columns=["item", "GB", "assumption"]).set_index("item")
     table["GB"] = (table["GB"] / 1e9).round(2)
     table.loc["total"] = [table["GB"].sum().round(2), f"per device, {settings.devices * settings.num_nodes} device(s)"]
     return table
+
+
+def disk_estimate(teacher: int, students: dict[str, int], data_gb: float) -> pd.DataFrame:
+    """Disk a full run writes, in GB, from parameter counts (bf16 checkpoints; distillation keeps optimizer state)."""
+    rows = [
+        ("teacher, Hugging Face (bf16)", teacher * 2),
+        ("teacher, NeMo 2 (bf16)", teacher * 2),
+        *((f"{kind}-pruned student, NeMo 2", n * 2) for kind, n in students.items()),
+        *((f"{kind} distillation: best and last checkpoint with fp32 Adam state (14 B per parameter)", 2 * n * 14) for kind, n in students.items()),
+        *((f"{kind} pruned and distilled, exported to Hugging Face", 2 * n * 2) for kind, n in students.items()),
+    ]
+    table = pd.DataFrame(rows, columns=["item", "GB"]).set_index("item") / 1e9
+    table.loc["tokenized data"] = data_gb
+    table.loc["total"] = table["GB"].sum()
+    return table.round(1)
 
 
 def measured_tflops(seconds: float = 1.0) -> float:

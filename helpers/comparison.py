@@ -42,7 +42,7 @@ def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, convers
 def test_windows(profile: Profile, ws: Workspace):
     """The held-out tokens every model is scored on: the start of the test split, in windows of the sequence length."""
     length = profile.evaluation.seq_length
-    return token_windows(ws.data_prefix("test"), length, profile.evaluation.ppl_max_tokens // length)
+    return token_windows(ws.data_prefix("test"), length, profile.evaluation.ppl_windows)
 
 
 def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:

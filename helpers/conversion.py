@@ -188,11 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if check.passed else 1
 
 
+def command(direction: str, source: Path, output: Path, report: Path, overwrite: bool = False) -> list[str]:
+    """`python -m helpers.conversion import|export ...`: the conversion and its logits check, as a command."""
+    flags = ["--overwrite"] if overwrite else []
+    return python_module("helpers.conversion", direction, "--source", source, "--output", output, "--report", report, *flags)
+
+
 def convert(direction: str, source: Path, output: Path, report: Path, log: Path, overwrite: bool = False) -> LogitsCheck:
     """Run the conversion as a command (streamed, raising if it fails) and return its logits check."""
-    flags = ["--overwrite"] if overwrite else []
     report.unlink(missing_ok=True)
-    run(python_module("helpers.conversion", direction, "--source", source, "--output", output, "--report", report, *flags), log)
+    run(command(direction, source, output, report, overwrite), log)
     return LogitsCheck(**json.loads(report.read_text())["logits"])
 
 

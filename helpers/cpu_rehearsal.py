@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 
 import torch
+
+from helpers.errors import refuse
 
 _applied = False
 
@@ -380,9 +383,31 @@ def accelerator() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
+def have_transformer_engine() -> bool:
+    return importlib.util.find_spec("transformer_engine") is not None
+
+
+def require_supported_machine() -> None:
+    """Refuse a GPU without Transformer Engine: neither the container's path nor the CPU rehearsal.
+
+    Without TE, nemo/collections/llm/gpt/model/base.py builds Megatron's local layer spec, whose norms
+    the importers' TE names (qwen3.py:211-224, llama.py's equivalents) do not reach: the import leaves
+    every norm weight at 1.0 without an error. The rehearsal's fix for that is keyed on CUDA being
+    absent, so on a GPU the model would be silently wrong; refusing is the honest answer.
+    """
+    if torch.cuda.is_available() and not have_transformer_engine():
+        raise refuse(
+            "environment",
+            "this machine has CUDA but not Transformer Engine: NeMo would fall back to Megatron's local layer spec, "
+            "and its Hugging Face importers would leave every norm weight at 1.0 without an error",
+            "use the NeMo container (nvcr.io/nvidia/nemo:25.09), or install Transformer Engine into this environment",
+        )
+
+
 def enable() -> bool:
     """Apply every workaround once when CUDA is absent. Returns True if the CPU rehearsal is active."""
     global _applied
+    require_supported_machine()
     if torch.cuda.is_available():
         return False
     if not _applied:

@@ -145,13 +145,19 @@ def read_document(prefix: Path, index: int) -> np.ndarray:
 
 
 def token_windows(prefix: Path, length: int, count: int) -> np.ndarray:
-    """The first `count` windows of `length` tokens of the split, documents back to back as Megatron packs them."""
+    """Up to `count` windows of `length` tokens from the start of the split, documents back to back as Megatron
+    packs them: all the split holds if that is fewer (a split too short for even one window is an error)."""
     dataset, tokens, needed = _indexed(prefix), [], length * count
     for index in range(len(dataset)):
         tokens.extend(dataset[index].tolist())
         if len(tokens) >= needed:
-            return np.array(tokens[:needed], dtype=np.int64).reshape(count, length)
-    raise ValueError(f"{prefix} holds {len(tokens)} tokens, fewer than {count} x {length}")
+            break
+    available = min(count, len(tokens) // length)
+    if available == 0:
+        raise ValueError(f"{prefix} holds {len(tokens)} tokens, less than one window of {length}")
+    if available < count:
+        print(f"{prefix.name} holds {len(tokens):,} tokens: {available} windows of {length}, not {count}")
+    return np.array(tokens[: available * length], dtype=np.int64).reshape(available, length)
 
 
 def jsonl_document(jsonl: Path, index: int) -> str:

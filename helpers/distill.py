@@ -27,10 +27,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from helpers import runs
-from helpers.checkpoints import architecture, require_nemo_checkpoint
-from helpers.distill_checks import check_distill_args
+from helpers.checkpoints import require_nemo_checkpoint
+from helpers.distill_checks import check_distill_args, gather
 from helpers.errors import SettingError, raise_if_any
-from helpers.launch import is_rank0, require_launched
+from helpers.launch import is_rank0, rank0_first, require_launched
 from helpers.outputs import exclusive, remove, require_not_running
 
 
@@ -82,15 +82,30 @@ def run_dir(args: argparse.Namespace) -> Path:
 
 def check(args: argparse.Namespace) -> runs.RunState:
     """Every check that needs no model (the notebook runs them before launching); returns the run's state."""
-    student = architecture(require_nemo_checkpoint(Path(args.model_path), "--model_path"))
-    teacher = architecture(require_nemo_checkpoint(Path(args.teacher_path), "--teacher_path"))
-    check_distill_args(args, student, teacher)
+    require_nemo_checkpoint(Path(args.model_path), "--model_path")
+    require_nemo_checkpoint(Path(args.teacher_path), "--teacher_path")
+    check_distill_args(args, gather(args))
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(run_dir(args), "--name")
     if args.overwrite:
         return runs.RunState("new", 0, args.max_steps)
     raise_if_any(runs.settings_problems(run_dir(args), settings(args)))
     return runs.state(run_dir(args), args.max_steps)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Clear what must go (the whole run with --overwrite, checkpoints interrupted mid-save) and record the settings.
+
+    Every rank runs NeMo's logger and AutoResume, which scan the run's folder for a resume point, before
+    a process group exists (nemo/collections/llm/api.py: distill -> _setup -> resume.setup), so this runs
+    on rank 0 while the other ranks wait (`rank0_first`): none may look while the folder changes.
+    """
+    directory = run_dir(args)
+    if args.overwrite:
+        remove(directory)
+    for checkpoint in runs.remove_unfinished(directory):
+        print(f"Removed {checkpoint.name}: it was interrupted while being saved.")
+    runs.save_settings(directory, settings(args))
 
 
 def distill(args: argparse.Namespace) -> dict:
@@ -113,12 +128,7 @@ def distill(args: argparse.Namespace) -> dict:
     from nemo.utils.exp_manager import TimingCallback
 
     directory = run_dir(args)
-    if is_rank0():
-        if args.overwrite:
-            remove(directory)
-        for checkpoint in runs.remove_unfinished(directory):
-            print(f"Removed {checkpoint.name}: it was interrupted while being saved.")
-        runs.save_settings(directory, settings(args))
+    rank0_first(lambda: prepare(args), key=f"prepare {args.name}")
 
     strategy = nl.MegatronStrategy(
         tensor_model_parallel_size=args.tp_size,

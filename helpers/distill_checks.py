@@ -4,26 +4,58 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from helpers.checkpoints import Architecture, parameter_counts, tokenizer_dir
+from helpers.checkpoints import Architecture, architecture, parameter_counts, tokenizer_dir
 from helpers.errors import Problem, raise_if_any
-from helpers.prune_checks import data_prefixes, flag
+from helpers.prune_checks import flag, missing_data, missing_datasets
 
 KD_CONFIG_KEYS = {"logit_layers", "intermediate_layer_pairs", "skip_lm_loss", "kd_loss_scale"}
 PRECISIONS = ("bf16-mixed", "16-mixed", "32")
 
 
-def check_distill_args(args: argparse.Namespace, student: Architecture, teacher: Architecture) -> None:
-    """Raise a SettingError listing every problem of `args` (student and teacher already known to be checkpoints)."""
+@dataclass(frozen=True)
+class DistillFacts:
+    """What the distillation rules need to know from disk and the machine, read once by `gather` (or planned)."""
+
+    student: Architecture
+    teacher: Architecture
+    student_parameters: int
+    teacher_parameters: int
+    same_tokenizer: bool
+    cuda: bool  # this machine has a CUDA device
+    missing_data: tuple[str, ...] = ()
+    kd_config: dict | str | None = None  # the --kd_config YAML, or why it could not be read
+
+
+def gather(args: argparse.Namespace) -> DistillFacts:
+    """Read what the rules judge; --model_path and --teacher_path must already be known to be NeMo checkpoints."""
+    import torch
+
+    student, teacher = Path(args.model_path), Path(args.teacher_path)
+    return DistillFacts(
+        student=architecture(student),
+        teacher=architecture(teacher),
+        student_parameters=parameter_counts(student)["total"],
+        teacher_parameters=parameter_counts(teacher)["total"],
+        same_tokenizer=_tokenizer_digest(student) == _tokenizer_digest(teacher),
+        cuda=torch.cuda.is_available(),
+        missing_data=missing_datasets(args.data_paths),
+        kd_config=_read_kd_config(args.kd_config),
+    )
+
+
+def check_distill_args(args: argparse.Namespace, facts: DistillFacts) -> None:
+    """Raise a SettingError listing every problem of `args` for distilling `facts.teacher` into `facts.student`."""
     problems: list[Problem] = []
-    problems += _model_problems(args, student, teacher)
-    problems += _parallelism_problems(args, student, teacher)
+    problems += _model_problems(facts)
+    problems += _parallelism_problems(args, facts)
     problems += _schedule_problems(args)
-    problems += _data_problems(args)
-    problems += _kd_config_problems(args, student, teacher)
+    problems += _data_problems(args, facts)
+    problems += _kd_config_problems(facts)
     raise_if_any(problems)
 
 
@@ -32,20 +64,32 @@ def _tokenizer_digest(checkpoint: Path) -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 
-def _model_problems(args, student: Architecture, teacher: Architecture) -> list[Problem]:
+def _read_kd_config(path: str | None) -> dict | str | None:
+    if not path:
+        return None
+    if not Path(path).is_file():
+        return f"{path} does not exist"
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as error:
+        return f"{path} is not valid YAML: {error}"
+
+
+def _model_problems(facts: DistillFacts) -> list[Problem]:
+    student, teacher = facts.student, facts.teacher
     problems = []
     if student.vocab_size != teacher.vocab_size:
         problems.append(Problem(flag("model_path"), f"the student's vocabulary has {student.vocab_size} rows, the teacher's {teacher.vocab_size}", "distill between models that share one tokenizer: logits must index the same tokens"))
-    elif _tokenizer_digest(Path(args.model_path)) != _tokenizer_digest(Path(args.teacher_path)):
+    elif not facts.same_tokenizer:
         problems.append(Problem(flag("model_path"), "the student and the teacher carry different tokenizers", "prune the student from this teacher, so both share its tokenizer"))
-    student_size = parameter_counts(Path(args.model_path))["total"]
-    teacher_size = parameter_counts(Path(args.teacher_path))["total"]
+    student_size, teacher_size = facts.student_parameters, facts.teacher_parameters
     if student_size >= teacher_size:
         problems.append(Problem(flag("model_path"), f"the student ({student_size / 1e6:.1f}M parameters) is not smaller than the teacher ({teacher_size / 1e6:.1f}M)", "give the pruned checkpoint as --model_path and the original as --teacher_path"))
     return problems
 
 
-def _parallelism_problems(args, student: Architecture, teacher: Architecture) -> list[Problem]:
+def _parallelism_problems(args, facts: DistillFacts) -> list[Problem]:
+    student, teacher = facts.student, facts.teacher
     problems = []
     world = args.devices * args.num_nodes
     shards = args.tp_size * args.pp_size * args.cp_size
@@ -64,7 +108,7 @@ def _parallelism_problems(args, student: Architecture, teacher: Architecture) ->
             problems.append(Problem(flag("pp_size"), f"{args.pp_size} does not divide the {model}'s {arch.num_layers} layers", "choose a pipeline parallel size that divides both layer counts"))
     if args.cp_size > 1 and args.seq_length % (2 * args.cp_size):
         problems.append(Problem(flag("cp_size"), f"--seq_length {args.seq_length} is not divisible by 2 x cp", f"use a sequence length divisible by {2 * args.cp_size}"))
-    if args.tp_size > 1 and not _cuda_available():
+    if args.tp_size > 1 and not facts.cuda:
         problems.append(
             Problem(
                 flag("tp_size"),
@@ -75,15 +119,9 @@ def _parallelism_problems(args, student: Architecture, teacher: Architecture) ->
         )
     if args.precision not in PRECISIONS:
         problems.append(Problem(flag("precision"), f"{args.precision!r} is not one of {PRECISIONS}", "use bf16-mixed on GPUs"))
-    elif args.precision != "32" and not _cuda_available():
+    elif args.precision != "32" and not facts.cuda:
         problems.append(Problem(flag("precision"), f"{args.precision} needs a GPU; this machine has none", "rehearse on CPU with --precision 32"))
     return problems
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _schedule_problems(args) -> list[Problem]:
@@ -103,26 +141,18 @@ def _schedule_problems(args) -> list[Problem]:
     return problems
 
 
-def _data_problems(args) -> list[Problem]:
+def _data_problems(args, facts: DistillFacts) -> list[Problem]:
     if not args.data_paths:
         return [Problem(flag("data_paths"), "no training data", "give the tokenized data prefix written by notebook 01")]
-    return [
-        Problem(flag("data_paths"), f"{prefix}.bin / .idx not found", "give a prefix written by the tokenization step (without .bin)")
-        for prefix in data_prefixes(args.data_paths)
-        if not (Path(f"{prefix}.bin").is_file() and Path(f"{prefix}.idx").is_file())
-    ]
+    return [missing_data(prefix) for prefix in facts.missing_data]
 
 
-def _kd_config_problems(args, student: Architecture, teacher: Architecture) -> list[Problem]:
-    if not args.kd_config:
+def _kd_config_problems(facts: DistillFacts) -> list[Problem]:
+    config, student, teacher = facts.kd_config, facts.student, facts.teacher
+    if config is None:
         return []
-    path = Path(args.kd_config)
-    if not path.is_file():
-        return [Problem(flag("kd_config"), f"{path} does not exist", "give the YAML file, or omit the flag for logits-only distillation")]
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        return [Problem(flag("kd_config"), f"{path} is not valid YAML: {error}", "fix the file")]
+    if isinstance(config, str):
+        return [Problem(flag("kd_config"), config, "give a readable YAML file, or omit the flag for logits-only distillation")]
     problems = []
     unknown = set(config) - KD_CONFIG_KEYS
     if unknown:

@@ -117,6 +117,44 @@ def is_rank0() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def rank0_first(work: Callable[[], None], key: str, timeout_minutes: int = 60) -> None:
+    """Run `work` on rank 0 while every other rank of the torchrun launch waits for it to finish.
+
+    For work that changes files the other ranks are about to read (removing a run, or a checkpoint
+    interrupted mid-save) before any process group exists. The ranks meet on torchrun's own
+    key-value store at MASTER_ADDR:MASTER_PORT (the agent's, or rank 0's multi-tenant one, which
+    the process group reuses later). If `work` raises on rank 0, the other ranks raise too.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        work()
+        return
+    from datetime import timedelta
+
+    from torch.distributed import PrefixStore
+    from torch.distributed.rendezvous import _create_c10d_store
+
+    rank = int(os.environ["RANK"])
+    store = PrefixStore(
+        f"helpers/{key}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}",
+        _create_c10d_store(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), rank, world, timedelta(minutes=timeout_minutes)),
+    )
+    if rank == 0:
+        outcome = "done"
+        try:
+            work()
+        except BaseException as error:
+            outcome = f"rank 0 failed: {error!r}"
+            raise
+        finally:
+            store.set("outcome", outcome)
+    else:
+        store.wait(["outcome"])
+        outcome = store.get("outcome").decode()
+        if outcome != "done":
+            raise RuntimeError(f"{key}: {outcome}")
+
+
 def require_launched(devices: int, num_nodes: int) -> None:
     """Refuse to start unless torchrun launched the processes `--devices` x `--num_nodes` ask for."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))

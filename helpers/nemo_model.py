@@ -93,13 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure_losses(checkpoints: dict[str, Path], data_prefix: Path, seq_length: int, windows: int, report: Path, log: Path) -> dict[str, float]:
-    """Run this module as a command (NeMo's trainer refuses to start in a notebook kernel); return the losses."""
-    from helpers.launch import python_module, run
+def command(checkpoints: dict[str, Path], data_prefix: Path, seq_length: int, windows: int, report: Path) -> list[str]:
+    """`python -m helpers.nemo_model ...`: the loss of each labelled checkpoint on the same tokens, as a command."""
+    from helpers.launch import python_module
 
     pairs = [arg for label, path in checkpoints.items() for arg in ("--checkpoint", f"{label}={path}")]
+    return python_module("helpers.nemo_model", *pairs, "--data_prefix", data_prefix, "--seq_length", seq_length, "--windows", windows, "--report", report)
+
+
+def measure_losses(checkpoints: dict[str, Path], data_prefix: Path, seq_length: int, windows: int, report: Path, log: Path) -> dict[str, float]:
+    """Run this module as a command (NeMo's trainer refuses to start in a notebook kernel); return the losses."""
+    from helpers.launch import run
+
     report.unlink(missing_ok=True)
-    run(python_module("helpers.nemo_model", *pairs, "--data_prefix", data_prefix, "--seq_length", seq_length, "--windows", windows, "--report", report), log)
+    run(command(checkpoints, data_prefix, seq_length, windows, report), log)
     return json.loads(report.read_text())["loss"]
 
 

@@ -62,7 +62,7 @@ class PruneSettings:
     depth_num_layers: int
     width_ffn_hidden_size: int
     width_hidden_size: int
-    drop_layers: tuple[int, ...]  # the --drop_layers alternative to `depth_num_layers` (1-indexed)
+    drop_layers: tuple[int, ...]  # the --drop_layers alternative to `depth_num_layers` (1-indexed; the last layer stays)
     tp_size: int = 1
     num_workers: int = 8  # data loader processes per rank
 
@@ -94,9 +94,21 @@ class EvalSettings:
     seq_length: int
     prompt: str
     max_new_tokens: int
-    ppl_max_tokens: int
+    ppl_windows: int  # test windows of seq_length scored; fewer if the test split holds fewer
     mmlu: bool
     timing_repeats: int = 5
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """The accelerator a full profile is planned for (the dry run's memory and time estimates)."""
+
+    name: str
+    memory_gb: float
+    bf16_tflops: float  # dense peak
+
+
+H100 = Gpu("H100 80GB SXM", memory_gb=80, bf16_tflops=989)
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,7 @@ class Profile:
     prune: PruneSettings
     distill: DistillSettings
     evaluation: EvalSettings
+    gpu: Gpu | None = None  # None: the CPU rehearsal
     notes: tuple[str, ...] = field(default=())
 
 
@@ -129,7 +142,7 @@ PROFILES: dict[str, Profile] = {
                 depth_num_layers=4,  # 6 -> 4, as 36 -> 24
                 width_ffn_hidden_size=576,  # 768 -> 576, as 12288 -> 9216
                 width_hidden_size=192,  # 256 -> 192: the multiple of 64 nearest below 256 * 7/8
-                drop_layers=(5, 6),
+                drop_layers=(4, 5),  # keeps 1-3 and 6, as the reference keeps 1-23 and 36
                 num_workers=0,  # forking loader workers costs more than loading on 2 CPU cores
             ),
             distill=DistillSettings(
@@ -149,7 +162,7 @@ PROFILES: dict[str, Profile] = {
                 seq_length=128,
                 prompt="In Greek mythology, Achilles",
                 max_new_tokens=24,
-                ppl_max_tokens=8_192,
+                ppl_windows=64,  # 8,192 tokens
                 mmlu=False,
             ),
         ),
@@ -166,13 +179,13 @@ PROFILES: dict[str, Profile] = {
                 depth_num_layers=20,  # 28 -> 20: 1.72B -> 1.32B
                 width_ffn_hidden_size=4608,  # 6144 -> 4608 and 2048 -> 1792: 1.72B -> 1.27B
                 width_hidden_size=1792,
-                drop_layers=tuple(range(21, 29)),
+                drop_layers=tuple(range(20, 28)),  # keeps 1-19 and 28
             ),
             distill=DistillSettings(
                 devices=1,
                 tp_size=1,
                 gbs=128,
-                mbs=2,
+                mbs=1,
                 lr=1e-4,
                 min_lr=1e-5,
                 num_tokens=100 * 128 * 4096,  # ~52M tokens: 100 steps
@@ -183,14 +196,15 @@ PROFILES: dict[str, Profile] = {
                 seq_length=2048,
                 prompt="In Greek mythology, Achilles",
                 max_new_tokens=48,
-                ppl_max_tokens=300_000,
+                ppl_windows=128,  # 262,144 tokens: WikiText-103's test split holds ~298k Qwen3 tokens
                 mmlu=True,
             ),
+            gpu=H100,
             notes=(
-                "Memory on one 80 GB GPU (bf16 weights, fp32 gradients and Adam state, no TP/PP): "
-                "student ~1.3B x 18 B = 23 GB, teacher 1.7B x 2 B = 3.4 GB, logits for KD "
-                "2 x 4096 x 151936 x (2 + 3 x 4) B = 17 GB, layer activations ~0.6 GB x 20 layers "
-                "= 12 GB: ~56 GB, which leaves headroom; mbs 4 would not fit.",
+                "Memory on one 80 GB GPU (bf16 weights, fp32 gradients and Adam state, no TP/PP): the 1.3B student "
+                "~24 GB, the teacher 3.4 GB, layer activations ~6 GB, and the KD loss's logits ~20 GB at micro-batch 1 "
+                "(4096 tokens x 151,936 entries x 32 B: both logits and NeMo's fp32 intermediates): ~53 GB. "
+                "Micro-batch 2 doubles the last two to ~78 GB, too close to 80 GB.",
             ),
         ),
         Profile(
@@ -206,7 +220,7 @@ PROFILES: dict[str, Profile] = {
                 depth_num_layers=24,
                 width_ffn_hidden_size=9216,
                 width_hidden_size=3584,
-                drop_layers=tuple(range(25, 37)),
+                drop_layers=tuple(range(24, 36)),  # the reference's 24 ... 35: keeps 1-23 and 36
             ),
             distill=DistillSettings(
                 devices=8,
@@ -223,9 +237,10 @@ PROFILES: dict[str, Profile] = {
                 seq_length=2048,
                 prompt="In Greek mythology, Achilles",
                 max_new_tokens=48,
-                ppl_max_tokens=300_000,
+                ppl_windows=128,  # 262,144 tokens: WikiText-103's test split holds ~298k Qwen3 tokens
                 mmlu=True,
             ),
+            gpu=H100,
         ),
     )
 }

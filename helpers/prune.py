@@ -24,7 +24,7 @@ from helpers.checkpoints import architecture, require_nemo_checkpoint
 from helpers.errors import SettingError
 from helpers.launch import is_rank0, require_launched
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
-from helpers.prune_checks import check_prune_args
+from helpers.prune_checks import check_prune_args, gather
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,8 +58,8 @@ def parser() -> argparse.ArgumentParser:
 
 def check(args: argparse.Namespace) -> None:
     """Every check that needs no model (the notebook runs them before launching): raises SettingError."""
-    restore = require_nemo_checkpoint(Path(args.restore_path), "--restore_path")
-    check_prune_args(args, architecture(restore))
+    require_nemo_checkpoint(Path(args.restore_path), "--restore_path")
+    check_prune_args(args, gather(args))
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(Path(args.save_path), "--save_path")
 

@@ -8,9 +8,10 @@ The same function guards the notebook (before launching torchrun) and `python -m
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.checkpoints import Architecture, is_nemo_checkpoint
+from helpers.checkpoints import Architecture, architecture, is_nemo_checkpoint
 from helpers.errors import Problem, raise_if_any
 
 # Granularity of ModelOpt 0.35.1's Minitron search space for GPT models (the `default_rules` of
@@ -44,14 +45,41 @@ def data_prefixes(data_paths: list[str]) -> list[str]:
     return data_paths[1::2] if weighted else list(data_paths)
 
 
-def check_prune_args(args: argparse.Namespace, source: Architecture) -> None:
-    """Raise a SettingError listing every problem of `args` for pruning the model `source`."""
+def missing_datasets(data_paths: list[str] | None) -> tuple[str, ...]:
+    """The prefixes of `--data_paths` whose .bin or .idx file does not exist."""
+    return tuple(p for p in data_prefixes(data_paths or []) if not (Path(f"{p}.bin").is_file() and Path(f"{p}.idx").is_file()))
+
+
+@dataclass(frozen=True)
+class PruneFacts:
+    """What the pruning rules need to know from disk, read once by `gather` (or planned by a dry run)."""
+
+    source: Architecture  # the model at --restore_path, as its weights have it
+    missing_data: tuple[str, ...] = ()  # --data_paths prefixes without .bin/.idx
+    save_path_occupied: bool = False  # --save_path already holds something
+    tokenizer_missing: bool = False  # --tokenizer is given but is not a folder
+
+
+def gather(args: argparse.Namespace) -> PruneFacts:
+    """Read what the rules judge; --restore_path must already be known to be a NeMo checkpoint."""
+    save = Path(args.save_path)
+    return PruneFacts(
+        source=architecture(Path(args.restore_path)),
+        missing_data=missing_datasets(args.data_paths),
+        save_path_occupied=save.is_file() or is_nemo_checkpoint(save) or (save.is_dir() and any(save.iterdir())),
+        tokenizer_missing=bool(args.tokenizer) and not Path(args.tokenizer).is_dir(),
+    )
+
+
+def check_prune_args(args: argparse.Namespace, facts: PruneFacts) -> None:
+    """Raise a SettingError listing every problem of `args` for pruning the model `facts.source`."""
+    source = facts.source
     problems: list[Problem] = []
     problems += _target_problems(args, source)
     problems += _layer_drop_problems(args, source)
     problems += _parallelism_problems(args, source)
-    problems += _calibration_problems(args)
-    problems += _output_problems(args)
+    problems += _calibration_problems(args, facts)
+    problems += _output_problems(args, facts)
     raise_if_any(problems)
 
 
@@ -151,7 +179,7 @@ def _parallelism_problems(args, source: Architecture) -> list[Problem]:
     return problems
 
 
-def _calibration_problems(args) -> list[Problem]:
+def _calibration_problems(args, facts: PruneFacts) -> list[Problem]:
     if args.drop_layers is not None:
         return []  # dropping named layers needs no data
     problems = []
@@ -163,19 +191,20 @@ def _calibration_problems(args) -> list[Problem]:
         problems.append(Problem(flag("num_train_samples"), f"{args.num_train_samples} is not divisible by --mbs {args.mbs}", f"use a multiple of {args.mbs}, e.g. {args.num_train_samples // args.mbs * args.mbs or args.mbs}"))
     if not args.data_paths:
         problems.append(Problem(flag("data_paths"), "no calibration data: importance would be measured on random tokens", "give the tokenized data prefix written by notebook 01"))
-    for prefix in data_prefixes(args.data_paths or []):
-        if not (Path(f"{prefix}.bin").is_file() and Path(f"{prefix}.idx").is_file()):
-            problems.append(Problem(flag("data_paths"), f"{prefix}.bin / .idx not found", "give a prefix written by the tokenization step (without .bin)"))
-    if args.tokenizer and not Path(args.tokenizer).is_dir():
+    problems += [missing_data(prefix) for prefix in facts.missing_data]
+    if facts.tokenizer_missing:
         problems.append(Problem(flag("tokenizer"), f"{args.tokenizer} is not a folder", "give a local Hugging Face tokenizer folder, or omit it to use the model's own"))
     return problems
 
 
-def _output_problems(args) -> list[Problem]:
+def missing_data(prefix: str) -> Problem:
+    return Problem(flag("data_paths"), f"{prefix}.bin / .idx not found", "give a prefix written by the tokenization step (without .bin)")
+
+
+def _output_problems(args, facts: PruneFacts) -> list[Problem]:
     save, restore = Path(args.save_path).resolve(), Path(args.restore_path).resolve()
     if save == restore:
         return [Problem(flag("save_path"), "is the --restore_path: pruning would overwrite its own input", "choose a new folder")]
-    occupied = save.is_file() or is_nemo_checkpoint(save) or (save.is_dir() and any(save.iterdir()))
-    if occupied and not args.overwrite:
+    if facts.save_path_occupied and not args.overwrite:
         return [Problem(flag("save_path"), f"{save} already holds a checkpoint", "choose another --save_path, or pass --overwrite to replace it")]
     return []

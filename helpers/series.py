@@ -2,6 +2,7 @@
 
     python -m helpers.series                       # the tiny profile, work directory ./workspace
     python -m helpers.series --profile qwen3-1.7b --workdir /data/work
+    python -m helpers.series --profile qwen3-8b --dry-run   # the plan and its checks, no GPU needed
 
 Each notebook runs in a fresh kernel, with the repository as its working directory, exactly as
 JupyterLab would run it. The executed copies go to <workdir>/<profile>/executed/ (also when a
@@ -95,9 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=os.environ.get(PROFILE_ENV, DEFAULT_PROFILE), help="profile to run (default: tiny)")
     p.add_argument("--workdir", default=os.environ.get(WORKDIR_ENV, DEFAULT_WORKDIR), help="work directory (default: ./workspace)")
     p.add_argument("--timeout", type=int, help="seconds one cell may take (default: no limit)")
+    p.add_argument("--dry-run", action="store_true", help="plan a full profile without a GPU or a download: commands, checks, memory, time, disk")
     args = p.parse_args(argv)
 
     profile = get_profile(args.profile)
+    if args.dry_run:
+        from helpers import dry_run
+
+        ws = Workspace(root=Path(args.workdir).expanduser().resolve() / profile.name, model_name=profile.model.name)
+        return dry_run.main(profile, ws)
     # The notebooks read these in their first cell; the kernels inherit them.
     os.environ[PROFILE_ENV] = profile.name
     os.environ[WORKDIR_ENV] = str(Path(args.workdir).expanduser().resolve())

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import cpu_dtype
 from helpers.profiles import TinyQwen3
 from helpers.workspace import SPLITS
 
@@ -61,18 +62,24 @@ def _windows(ids: np.ndarray, starts, length: int):
 
 
 class _FullVocabularyLoss:
-    """Cross-entropy over Qwen3's whole vocabulary for a model that scores only the corpus vocabulary."""
+    """Cross-entropy over Qwen3's whole vocabulary for a model that scores only the corpus vocabulary.
+
+    The `unused` ids have logit 0, so the full normaliser is logaddexp(lse, log(unused)), where lse is the
+    compact one. Torch's fused cross-entropy gives lse - target, hence lse; the correction is per position.
+    """
 
     def __init__(self, unused_ids: int):
         self.log_unused = math.log(unused_ids)
 
     def __call__(self, model, windows):
         import torch
+        import torch.nn.functional as F
 
         logits = model(input_ids=windows[:, :-1]).logits.float()
-        normaliser = torch.logaddexp(torch.logsumexp(logits, -1), torch.tensor(self.log_unused))
-        target = logits.gather(-1, windows[:, 1:].unsqueeze(-1)).squeeze(-1)
-        return (normaliser - target).mean()
+        targets = windows[:, 1:].unsqueeze(-1)
+        compact = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")  # lse - target
+        lse = compact + logits.gather(-1, targets).flatten()
+        return (compact + F.softplus(self.log_unused - lse)).mean()
 
 
 def build_tiny_teacher(spec: TinyQwen3, tokenizer_dir: Path, corpus_dir: Path, out_dir: Path) -> dict:
@@ -101,17 +108,18 @@ def build_tiny_teacher(spec: TinyQwen3, tokenizer_dir: Path, corpus_dir: Path, o
         model.train()
         return loss
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train_lr, betas=(0.9, 0.95), weight_decay=0.0, fused=True)
     warmup, decay = max(1, spec.train_steps // 12), 0.3 * spec.train_steps
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup, (spec.train_steps - s) / decay)
     )
     generator = torch.Generator().manual_seed(spec.seed)
+    dtype = cpu_dtype.training_dtype()
     initial, started = held_out_loss(), time.time()
     progress = tqdm(range(spec.train_steps), desc="training the tiny teacher", unit="step")
     for _ in progress:
         starts = torch.randint(0, len(train) - length - 1, (spec.train_batch_size,), generator=generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
             loss = loss_fn(model, _windows(train, starts.tolist(), length))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -31,9 +31,13 @@ def snapshot():
     return seen
 
 before = snapshot()
-if sys.argv[1] == "cuda":  # after the imports: some of them query the device when CUDA is reported
+if sys.argv[1].startswith("cuda"):  # after the imports: some of them query the device when CUDA is reported
     torch.cuda.is_available = lambda: True
-active = cpu_rehearsal.enable()
+    cpu_rehearsal.have_transformer_engine = lambda: sys.argv[1] == "cuda+te"
+try:
+    active = cpu_rehearsal.enable()
+except ValueError as refused:
+    active = str(refused)
 after = snapshot()
 print(json.dumps({"active": active, "changed": sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))}))
 """
@@ -45,11 +49,14 @@ def probe(cuda: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("cuda", ["cuda", "cpu"])
-def test_rehearsal_is_inert_with_cuda_and_active_without(cuda):
+@pytest.mark.parametrize("cuda", ["cuda+te", "cuda", "cpu"])
+def test_rehearsal_is_inert_in_the_container_refuses_cuda_without_te_and_is_active_on_cpu(cuda):
     report = probe(cuda)
-    if cuda == "cuda":
+    if cuda == "cuda+te":  # the NeMo container: nothing is touched
         assert report == {"active": False, "changed": []}
+    elif cuda == "cuda":  # a GPU without Transformer Engine: refused before anything is patched
+        assert report["changed"] == [] and report["active"].startswith("environment: this machine has CUDA but not Transformer Engine")
+        assert "fix: use the NeMo container" in report["active"]
     else:  # the same probe sees the patches when CUDA is absent, so the check above can fail
         changed = set(report["changed"])
         assert report["active"] is True

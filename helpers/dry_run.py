@@ -1,0 +1,185 @@
+"""Plan a full-scale run before spending a GPU-hour: `python -m helpers.series --profile qwen3-8b --dry-run`.
+
+From the teacher's published config.json alone (no download, no GPU), it derives the students'
+architectures and sizes, builds every command of the four notebooks with the code the notebooks
+call, checks each with the rules the entry points apply (as on the profile's GPUs, with the data
+notebook 01 will have written), and estimates memory per GPU, time and disk. Any inconsistency
+is reported with its fix, and the plan fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import budget, conversion, distill, distillation, mmlu, nemo_model, prune, pruning
+from helpers.checkpoints import COMPONENTS, Architecture
+from helpers.distill_checks import DistillFacts, check_distill_args
+from helpers.errors import Problem, SettingError, refuse
+from helpers.profiles import Profile
+from helpers.prune_checks import PruneFacts, check_prune_args
+from helpers.workspace import Workspace
+
+HUB_CONFIGS = Path(__file__).parent / "hub_configs"
+GPU_HEADROOM = 0.9  # plan to use at most 90% of a GPU's memory: the CUDA context and fragmentation take the rest
+MFU = 0.4  # fraction of the GPUs' bf16 peak that LLM training reaches
+TOKENIZED_GB = 0.6  # WikiText-103 as Megatron .bin/.idx (~125M tokens of 4 bytes) and its JSONL
+
+
+@dataclass(frozen=True)
+class Teacher:
+    arch: Architecture
+    tied_embeddings: bool
+
+
+def published_teacher(hf_id: str) -> Teacher:
+    """The teacher's architecture from its published config.json (shipped in helpers/hub_configs)."""
+    path = HUB_CONFIGS / f"{hf_id.replace('/', '--')}.json"
+    if not path.is_file():
+        raise refuse("profile", f"no published config of {hf_id} in {HUB_CONFIGS}", f"add its config.json there as {path.name}")
+    config = json.loads(path.read_text())
+    arch = Architecture(
+        num_layers=config["num_hidden_layers"],
+        hidden_size=config["hidden_size"],
+        ffn_hidden_size=config["intermediate_size"],
+        num_attention_heads=config["num_attention_heads"],
+        num_query_groups=config["num_key_value_heads"],
+        head_dim=config["head_dim"],
+        vocab_size=config["vocab_size"],
+    )
+    return Teacher(arch, config["tie_word_embeddings"])
+
+
+def parameter_counts(arch: Architecture, tied_embeddings: bool) -> dict[str, int]:
+    """Parameters per component of a Qwen3 (gated MLP, RMSNorms, q/k norms), as `checkpoints.parameter_counts` sums them."""
+    h, d, layers = arch.hidden_size, arch.head_dim, arch.num_layers
+    attention = h * (arch.num_attention_heads + 2 * arch.num_query_groups) * d + arch.num_attention_heads * d * h
+    counts = {
+        "embeddings": arch.vocab_size * h,
+        "attention": layers * attention,
+        "mlp": layers * 3 * h * arch.ffn_hidden_size,
+        "norms": layers * (2 * h + 2 * d) + h,
+        "output layer": 0 if tied_embeddings else arch.vocab_size * h,
+    }
+    counts["total"] = sum(counts[c] for c in COMPONENTS)
+    counts["non-embedding"] = counts["total"] - counts["embeddings"] - counts["output layer"]
+    return counts
+
+
+def student(teacher: Architecture, targets: dict) -> Architecture:
+    """The architecture pruning to `targets` (the flags of `pruning.targets`) leaves."""
+    if "drop_layers" in targets:
+        return replace(teacher, num_layers=teacher.num_layers - len(targets["drop_layers"]))
+    return replace(teacher, **{name.removeprefix("target_"): value for name, value in targets.items()})
+
+
+@dataclass(frozen=True)
+class Step:
+    notebook: str
+    what: str
+    command: list[str]
+
+
+def commands(profile: Profile, ws: Workspace) -> list[Step]:
+    """Every command the four notebooks launch for `profile`, built by the functions they call."""
+    report = ws.results
+    students = {kind: ws.pruned(kind) for kind in pruning.KINDS}
+    steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", ws.hf_teacher, ws.teacher, report / "import-logits.json"))]
+    steps += [Step("02", f"prune: {kind}", pruning.command(profile, ws, kind)) for kind in (*pruning.KINDS, "drop")]
+    steps.append(Step("02", "validation loss of teacher and pruned students", nemo_model.command({"teacher": ws.teacher} | {f"{kind}-pruned": path for kind, path in students.items()}, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
+    steps += [Step("02", f"export the {kind}-pruned student", conversion.command("export", path, ws.exported(f"{kind}-pruned"), report / f"export-{kind}-pruned-logits.json")) for kind, path in students.items()]
+    steps += [Step("03", f"distill: {kind}", distillation.command(profile, ws, kind)) for kind in pruning.KINDS]
+    steps += [Step("04", f"export the best {kind}-distilled checkpoint", conversion.command("export", distillation.run_dir(ws, kind) / "best", ws.exported(f"{kind}-distilled"), report / f"export-{kind}-distilled-logits.json")) for kind in pruning.KINDS]
+    if profile.evaluation.mmlu:
+        devices = profile.distill.devices * profile.distill.num_nodes
+        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.exported(label) if label != "teacher" else ws.hf_teacher, report / "mmlu" / label, devices=devices)) for label in ("teacher", "depth-distilled", "width-distilled")]
+    return steps
+
+
+def _entry_arguments(command: list[str], module: str) -> list[str]:
+    return command[command.index(module) + 1 :]
+
+
+def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Problem]:
+    """Validate the pruning and distillation commands with the entry points' own rules, as on the planned machine."""
+    problems: list[Problem] = []
+    sizes = {kind: parameter_counts(student(teacher.arch, pruning.targets(profile, kind)), teacher.tied_embeddings)["total"] for kind in pruning.KINDS}
+    for kind in (*pruning.KINDS, "drop"):
+        args = prune.parser().parse_args(_entry_arguments(pruning.command(profile, ws, kind), "helpers.prune"))
+        problems += _problems(lambda: check_prune_args(args, PruneFacts(source=teacher.arch)), f"prune {kind}")
+    for kind in pruning.KINDS:
+        args = distill.parser().parse_args(_entry_arguments(distillation.command(profile, ws, kind), "helpers.distill"))
+        facts = DistillFacts(
+            student=student(teacher.arch, pruning.targets(profile, kind)),
+            teacher=teacher.arch,
+            student_parameters=sizes[kind],
+            teacher_parameters=parameter_counts(teacher.arch, teacher.tied_embeddings)["total"],
+            same_tokenizer=True,  # pruning keeps the teacher's tokenizer
+            cuda=profile.gpu is not None,
+        )
+        problems += _problems(lambda: check_distill_args(args, facts), f"distill {kind}")
+    return problems
+
+
+def _problems(check, step: str) -> list[Problem]:
+    try:
+        check()
+    except SettingError as error:
+        return [problem._replace(setting=f"{step}: {problem.setting}") for problem in error.problems]
+    return []
+
+
+def shape(arch: Architecture, tied: bool) -> budget.ModelShape:
+    return budget.ModelShape(parameter_counts(arch, tied)["total"], arch.num_layers, arch.hidden_size, arch.vocab_size)
+
+
+def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
+    """The plan as text a user reads before launching, and every problem found in it."""
+    if not profile.model.hf_id:
+        raise refuse("--profile", f"{profile.name} builds its teacher on this machine: there is nothing to plan", "dry-run a full profile (qwen3-1.7b, qwen3-8b)")
+    teacher = published_teacher(profile.model.hf_id)
+    archs = {"teacher": teacher.arch} | {f"{kind}-pruned": student(teacher.arch, pruning.targets(profile, kind)) for kind in (*pruning.KINDS, "drop")}
+    sizes = pd.DataFrame({name: parameter_counts(arch, teacher.tied_embeddings) for name, arch in archs.items()}) / 1e9
+    problems = check_commands(profile, ws, teacher)
+    kd = budget.plan(profile.distill, profile.data.seq_length)
+    sections = [
+        f"Dry run of profile {profile.name!r}: {profile.summary}",
+        f"Teacher {profile.model.hf_id} (published config.json), students by the profile's pruning targets:",
+        pd.DataFrame({name: arch.as_dict() for name, arch in archs.items()}).to_string(),
+        "Parameters (billions):",
+        sizes.round(3).to_string(),
+        f"Distillation budget: {kd.num_tokens:,} tokens of {kd.seq_length} at global batch {kd.gbs} -> {kd.max_steps} steps; "
+        f"warmup, logging and validation every {kd.interval} steps; {kd.tokens:,} tokens seen.",
+    ]
+    sections.append("Commands, in notebook order:")
+    sections += [f"[{step.notebook}] {step.what}:\n    {shlex.join(step.command)}" for step in commands(profile, ws)]
+    if profile.gpu:
+        gpu = profile.gpu
+        teacher_shape = shape(teacher.arch, teacher.tied_embeddings)
+        memory = {}
+        for kind in pruning.KINDS:
+            memory[kind] = budget.memory_per_device(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, profile.distill, profile.data.seq_length)
+            total = memory[kind].loc["total", "GB"]
+            if total > GPU_HEADROOM * gpu.memory_gb:
+                problems.append(Problem(f"distill {kind}: --mbs", f"~{total:.0f} GB per GPU, over {GPU_HEADROOM:.0%} of the {gpu.name}'s {gpu.memory_gb:g} GB", "lower --mbs (keep --gbs: more micro-batches per step) or add tensor parallelism"))
+        sections.append(f"Memory per GPU during distillation (GB; {gpu.name}, {gpu.memory_gb:g} GB):")
+        sections.append(pd.DataFrame({kind: table["GB"] for kind, table in memory.items()}).to_string())
+        for kind in pruning.KINDS:
+            time = budget.time_estimate(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, kd, profile.distill, gpu.bf16_tflops, MFU)
+            sections.append(f"Time, distilling {kind}: {time['seconds per step']} s per step, {time['training time (excluding validation and checkpoints)']} of training ({time['assumed throughput']}).")
+    students = {kind: int(sizes.loc["total", f"{kind}-pruned"] * 1e9) for kind in pruning.KINDS}
+    sections.append("Disk in the work directory (GB):")
+    sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB).to_string())
+    sections.append("Problems:\n" + "\n".join(str(p) for p in problems) if problems else "No problems found: every command passes the checks its entry point applies.")
+    return "\n\n".join(sections), problems
+
+
+def main(profile: Profile, ws: Workspace) -> int:
+    text, problems = plan(profile, ws)
+    print(text)
+    return 1 if problems else 0
+
