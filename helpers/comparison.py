@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import conversion, distillation, evaluation, runs
+from helpers import conversion, distillation, evaluation, runs, speed
 from helpers.checkpoints import is_hf_checkpoint
 from helpers.data import token_windows
 from helpers.profiles import Profile
@@ -46,7 +46,7 @@ def test_windows(profile: Profile, ws: Workspace):
 
 
 def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
-    """Evaluate the five models on identical tokens and settings; save the table as JSON and CSV."""
+    """Evaluate the five models on identical tokens and settings, then their speed together; save the table as JSON and CSV."""
     from transformers import AutoTokenizer
 
     settings = profile.evaluation
@@ -54,16 +54,39 @@ def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
     tokenizer = AutoTokenizer.from_pretrained(ws.hf_teacher)
     rows = {}
     for label, path in hf_checkpoints(ws).items():
-        rows[label] = evaluation.evaluate(
-            path, windows, tokenizer, batch_size=settings.batch_size, seq_length=settings.seq_length,
-            prompt=settings.prompt, max_new_tokens=settings.max_new_tokens, repeats=settings.timing_repeats,
-        )  # fmt: skip
-        print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}  {rows[label]['latency ms']:>8} ms per forward pass")
+        rows[label] = evaluation.evaluate(path, windows, tokenizer, batch_size=settings.batch_size, prompt=settings.prompt, max_new_tokens=settings.max_new_tokens)
+        print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}")
     for kind in KINDS:
         rows[f"{kind}-distilled"]["best KD val_loss"] = runs.best(distillation.run_dir(ws, kind))["val_loss"]
-    table = pd.DataFrame(rows).T.rename_axis("model")
-    save(table, ws, tokens=int(windows.size), device=evaluation.device(), profile=profile.name)
+    timing = speed_settings(profile, ws)
+    print(f"Speed: {timing}")
+    speeds = measure_speed(ws, timing)
+    table = pd.concat([pd.DataFrame(rows).T, speeds], axis=1).rename_axis("model")
+    save(table, ws, tokens=int(windows.size), device=evaluation.device(), profile=profile.name, speed=str(timing))
     return table
+
+
+def speed_settings(profile: Profile, ws: Workspace) -> speed.SpeedSettings:
+    """What the speed measurement runs: the evaluation batch, the generation length, the teacher's dtype, this machine's threads."""
+    import torch
+
+    settings = profile.evaluation
+    dtype = json.loads((ws.hf_teacher / "config.json").read_text()).get("torch_dtype", "float32")
+    return speed.SpeedSettings(
+        batch_size=settings.batch_size, seq_length=settings.seq_length, decode_tokens=settings.max_new_tokens,
+        rounds=settings.speed_rounds, device=evaluation.device(), dtype=dtype, threads=torch.get_num_threads(),
+    )  # fmt: skip
+
+
+def measure_speed(ws: Workspace, settings: speed.SpeedSettings) -> pd.DataFrame:
+    """Prefill and decode speed of the five models, loaded together and measured in interleaved rounds."""
+    from transformers import AutoModelForCausalLM
+
+    models = {label: AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").eval() for label, path in hf_checkpoints(ws).items()}
+    try:
+        return speed.measure(models, "teacher", settings)
+    finally:
+        del models
 
 
 def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:

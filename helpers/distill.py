@@ -96,16 +96,21 @@ def check(args: argparse.Namespace) -> runs.RunState:
 def prepare(args: argparse.Namespace) -> None:
     """Clear what must go (the whole run with --overwrite, checkpoints interrupted mid-save) and record the settings.
 
-    Every rank runs NeMo's logger and AutoResume, which scan the run's folder for a resume point, before
-    a process group exists (nemo/collections/llm/api.py: distill -> _setup -> resume.setup), so this runs
-    on rank 0 while the other ranks wait (`rank0_first`): none may look while the folder changes.
+    Every rank runs NeMo's logger and AutoResume before a process group exists, and AutoResume scans
+    the run's checkpoints (nemo/collections/llm/api.py:1255-1266 -> nemo/lightning/resume.py:201-230,
+    which raises "Last checkpoint is unfinished"), so rank 0 does this while the others wait: none may
+    look while the folder changes.
     """
-    directory = run_dir(args)
-    if args.overwrite:
-        remove(directory)
-    for checkpoint in runs.remove_unfinished(directory):
-        print(f"Removed {checkpoint.name}: it was interrupted while being saved.")
-    runs.save_settings(directory, settings(args))
+
+    def clean() -> None:
+        directory = run_dir(args)
+        if args.overwrite:
+            remove(directory)
+        for checkpoint in runs.remove_unfinished(directory):
+            print(f"Removed {checkpoint.name}: it was interrupted while being saved.")
+        runs.save_settings(directory, settings(args))
+
+    rank0_first(clean, key=f"prepare {args.name}")
 
 
 def distill(args: argparse.Namespace) -> dict:
@@ -117,7 +122,7 @@ def distill(args: argparse.Namespace) -> dict:
     from megatron.core.optimizer import OptimizerConfig
 
     from helpers import cpu_rehearsal
-    from helpers.kd_callbacks import AlignLoggingStepOnResume, LogValidationBeforeTraining, StopOnNonFiniteLoss
+    from helpers.kd_callbacks import AlignLoggingStepOnResume, LogValidationBeforeTraining, PrintValidationLoss, StopOnNonFiniteLoss
     from helpers.stack import nemo_llm
 
     llm = nemo_llm()
@@ -128,7 +133,7 @@ def distill(args: argparse.Namespace) -> dict:
     from nemo.utils.exp_manager import TimingCallback
 
     directory = run_dir(args)
-    rank0_first(lambda: prepare(args), key=f"prepare {args.name}")
+    prepare(args)
 
     strategy = nl.MegatronStrategy(
         tensor_model_parallel_size=args.tp_size,
@@ -160,7 +165,7 @@ def distill(args: argparse.Namespace) -> dict:
             autocast_enabled=False,
             grad_reduce_in_fp32=True,
         ),
-        callbacks=[TimingCallback(), StopOnNonFiniteLoss(), LogValidationBeforeTraining(), AlignLoggingStepOnResume()],
+        callbacks=[TimingCallback(), StopOnNonFiniteLoss(), LogValidationBeforeTraining(), AlignLoggingStepOnResume(), PrintValidationLoss()],
     )
     # The model's own tokenizer; NeMo's default for the data would download GPT-2's vocabulary.
     tokenizer = AutoTokenizer(args.tokenizer) if args.tokenizer else nl.io.load_context(str(Path(args.model_path) / "context"), subpath="model.tokenizer")
@@ -190,6 +195,7 @@ def distill(args: argparse.Namespace) -> dict:
         update_logger_directory=False,
     )
     resume = nl.AutoResume(resume_if_exists=True, resume_ignore_no_checkpoint=True, restore_config=nl.RestoreConfig(path=args.model_path))
+    baseline = {"device": "cuda" if torch.cuda.is_available() else "cpu", "baseline_gb": round(peak_memory_gb(), 3)}
     llm.distill(
         student_model_path=args.model_path,
         teacher_model_path=args.teacher_path,
@@ -201,11 +207,26 @@ def distill(args: argparse.Namespace) -> dict:
         optim=optim,
         tokenizer=tokenizer,
     )
-    torch.distributed.barrier()
-    best = runs.record_best(directory) if torch.distributed.get_rank() == 0 else {}
+    ranks = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(ranks, {**baseline, "peak_gb": round(peak_memory_gb(), 3)})
+    best = {}
+    if torch.distributed.get_rank() == 0:
+        runs.save_memory(directory, ranks)
+        best = runs.record_best(directory)
     if best:
         print(f"Best checkpoint (lowest val_loss {best['val_loss']:.4f}, step {best['step']}): {best['checkpoint']}")
     return best
+
+
+def peak_memory_gb() -> float:
+    """This process's peak memory so far: allocated on its GPU, or resident in RAM on the CPU."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports kB
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import distill, events, runs
-from helpers.budget import plan
+from helpers.budget import memory_per_device, model_shape, plan
 from helpers.launch import run, torchrun
+from helpers.live import LiveCurves
+from helpers.plots import color
 from helpers.profiles import Profile
 from helpers.pruning import KINDS
 from helpers.workspace import Workspace
@@ -30,7 +32,7 @@ def flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = N
     args: list[object] = [
         "--name", run_name(ws, kind), "--devices", settings.devices, "--num_nodes", settings.num_nodes,
         "--tp_size", settings.tp_size, "--pp_size", settings.pp_size, "--cp_size", settings.cp_size,
-        "--model_path", ws.pruned(kind), "--teacher_path", ws.teacher, "--precision", settings.precision,
+        "--model_path", ws.pruned(kind), "--teacher_path", ws.teacher, "--legacy_ckpt", "--precision", settings.precision,
         "--log_dir", ws.distill_logs, "--max_steps", kd.max_steps, "--warmup_steps", kd.interval,
         "--gbs", kd.gbs, "--mbs", settings.mbs, "--lr", settings.lr, "--min_lr", settings.min_lr,
         "--seq_length", kd.seq_length, "--log_interval", kd.interval, "--val_check_interval", kd.interval,
@@ -54,7 +56,11 @@ def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool
     print(f"{run_name(ws, kind)}: {state}.")
     if state.status == "finished":
         return runs.record_best(run_dir(ws, kind))
-    run(command(profile, ws, kind, overwrite=overwrite), ws.logs / f"03-distill-{kind}.log")
+    curves = LiveCurves(f"distilling the {kind}-pruned student", color=color(kind))
+    try:
+        run(command(profile, ws, kind, overwrite=overwrite), ws.logs / f"03-distill-{kind}.log", on_line=curves)
+    finally:
+        curves.finish()  # the figure stays in the cell, also when the run failed
     return runs.best(run_dir(ws, kind))
 
 
@@ -88,3 +94,21 @@ def summary(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
 def step_seconds(ws: Workspace, kinds=KINDS) -> dict[str, float]:
     """Median measured seconds per training step of each run."""
     return {kind: round(float(events.series(run_dir(ws, kind), "train_step_timing in s").median()), 2) for kind in kinds}
+
+
+def memory_estimates(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+    """Estimated memory per device (GB) of distilling each student, item by item."""
+    teacher = model_shape(ws.teacher)
+    tables = {kind: memory_per_device(model_shape(ws.pruned(kind)), teacher, profile.distill, profile.data.seq_length) for kind in kinds}
+    return pd.DataFrame({kind: table["GB"] for kind, table in tables.items()}).rename_axis("GB per device")
+
+
+def memory_measured(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+    """The estimate beside what each run measured: its largest rank's peak over that rank's memory before the models were built."""
+    estimates = memory_estimates(profile, ws, kinds).loc["total"]
+    rows = {}
+    for kind in kinds:
+        ranks = runs.memory(run_dir(ws, kind))
+        grown = max(rank["peak_gb"] - rank["baseline_gb"] for rank in ranks)
+        rows[kind] = {"device": ranks[0]["device"], "estimated GB": estimates[kind], "measured GB": round(grown, 2), "estimate / measured": round(estimates[kind] / grown, 2)}
+    return pd.DataFrame(rows).T

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import gc
 import math
-import statistics
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,37 +51,6 @@ def test_loss(model: torch.nn.Module, windows: np.ndarray, batch_size: int) -> f
     return total / count
 
 
-@dataclass(frozen=True)
-class Timing:
-    latency_ms: float  # median time of one forward pass over the whole batch
-    tokens_per_second: float
-    batch_size: int
-    seq_length: int
-    repeats: int
-
-
-def forward_timing(model: torch.nn.Module, batch_size: int, seq_length: int, repeats: int, warmup: int = 2) -> Timing:
-    """Time full forward passes (prefill) on a fixed random batch, after warm-up."""
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_length), generator=generator).to(device())
-    times = []
-    with torch.no_grad():
-        for run in range(warmup + repeats):
-            _synchronize()
-            start = time.perf_counter()
-            model(ids)
-            _synchronize()
-            if run >= warmup:
-                times.append(time.perf_counter() - start)
-    latency = statistics.median(times)
-    return Timing(round(latency * 1e3, 2), round(batch_size * seq_length / latency, 1), batch_size, seq_length, repeats)
-
-
-def _synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def greedy_generation(model: torch.nn.Module, tokenizer, prompt: str, max_new_tokens: int) -> str:
     """The model's greedy continuation of `prompt`."""
     ids = tokenizer(prompt, return_tensors="pt").to(device())
@@ -93,15 +59,13 @@ def greedy_generation(model: torch.nn.Module, tokenizer, prompt: str, max_new_to
     return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, seq_length: int, prompt: str, max_new_tokens: int, repeats: int) -> dict:
-    """Every measurement of one model: size, test loss and perplexity, forward timing, a generation."""
+def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, prompt: str, max_new_tokens: int) -> dict:
+    """Size, test loss and perplexity, and a greedy generation of one model (speed: `helpers.speed`, all models together)."""
     with loaded(path) as model:
         loss = test_loss(model, windows, batch_size)
-        timing = forward_timing(model, batch_size, seq_length, repeats)
         return {
             **parameters(model),
             "test loss": round(loss, 4),
             "test perplexity": round(math.exp(loss), 2),
-            **{key.replace("_", " "): value for key, value in asdict(timing).items()},
             "generation": greedy_generation(model, tokenizer, prompt, max_new_tokens),
         }

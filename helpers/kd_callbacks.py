@@ -53,3 +53,16 @@ class AlignLoggingStepOnResume(Callback):
         loop = trainer.fit_loop.epoch_loop
         if loop._batches_that_stepped != trainer.global_step:
             loop._batches_that_stepped = trainer.global_step
+
+
+class PrintValidationLoss(Callback):
+    """Print every validation's loss as a line (`val_loss after step N: X`): the live curve reads it from the stream.
+
+    NeMo's progress printer shows the training metrics of each logged step but not the validation loss,
+    and the TensorBoard event files reach the disk only every couple of minutes.
+    """
+
+    def on_validation_end(self, trainer, pl_module):
+        value = trainer.callback_metrics.get("val_loss")
+        if value is not None and trainer.is_global_zero:
+            print(f"val_loss after step {trainer.global_step}: {float(value):.4f}", flush=True)

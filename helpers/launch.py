@@ -28,12 +28,14 @@ NOISE = re.compile(
     r"|\] Ranks? \d+ has |\] All .*ranks|Params for bucket \d+|^\s+(decoder|embedding|output_layer)\.\S+$"
 )
 
-# torch.distributed settings a notebook kernel may hold after running NeMo in-process; a child
-# launched with them would try to join the kernel's process group instead of making its own.
+# torch.distributed settings a notebook kernel may hold after running NeMo in-process, and those torchrun
+# gives its workers; a child launched with them would try to join the parent's process group instead of
+# making its own (with TORCHELASTIC_USE_AGENT_STORE it waits, for 30 minutes, on a store nobody hosts).
 _DISTRIBUTED_ENV = (
-    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK",
-    "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID",
+    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "NODE_RANK",
+    "ROLE_RANK", "ROLE_NAME", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
 )  # fmt: skip
+_DISTRIBUTED_PREFIXES = ("TORCHELASTIC_",)
 
 
 class CommandFailed(RuntimeError):
@@ -48,8 +50,8 @@ class CommandFailed(RuntimeError):
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The kernel's environment without torch.distributed state, with unbuffered Python output."""
-    env = {k: v for k, v in os.environ.items() if k not in _DISTRIBUTED_ENV}
+    """This process's environment without torch.distributed or torchrun state, with unbuffered Python output."""
+    env = {k: v for k, v in os.environ.items() if k not in _DISTRIBUTED_ENV and not k.startswith(_DISTRIBUTED_PREFIXES)}
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
@@ -61,9 +63,12 @@ def run(
     *,
     env: dict[str, str] | None = None,
     show: Callable[[str], bool] = lambda line: not NOISE.search(line),
+    on_line: Callable[[str], None] | None = None,
     tail_lines: int = 40,
 ) -> None:
     """Run `command` in the log's folder, printing each shown line as it comes and every line to `log`.
+
+    `on_line` also receives every line as it arrives (a live plot, for example).
 
     The folder is the working directory so that files NeMo writes relative to it (its default
     `nemo_experiments/` logs) land beside the log, not in the notebooks' folder.
@@ -91,6 +96,8 @@ def run(
                 if show(line):
                     sys.stdout.write(line)
                     sys.stdout.flush()
+                if on_line:
+                    on_line(line)
         returncode = process.wait()
     except BaseException:
         _stop(process)

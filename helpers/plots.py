@@ -7,11 +7,19 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+# One colour per model family in every figure of the series; the distilled student is the solid shade.
+COLORS = {"teacher": "black", "depth": "tab:blue", "width": "tab:orange"}
+
+
+def color(model: str) -> str:
+    """The colour of `model` ("teacher", "depth-pruned", "width-distilled", "depth", ...)."""
+    return COLORS[model.split("-")[0]]
+
 
 def _save(figure, path: Path):
-    """Save the figure, and close it so a notebook shows it once: as the cell's value."""
+    """Save the figure whole (nothing cut at the edges), and close it so a notebook shows it once: as the cell's value."""
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return figure
 
@@ -34,9 +42,8 @@ def layer_importance(scores: dict[int, float], dropped: list[int], path: Path):
     figure, axis = plt.subplots(figsize=(max(6, 0.35 * len(layers) + 2), 3.4))
     colors = ["tab:red" if layer in dropped else "tab:blue" for layer in layers]
     axis.bar([str(layer) for layer in layers], [scores[layer] for layer in layers], color=colors)
-    axis.set(yscale="log", xlabel="layer (1-indexed)", ylabel="block importance (log scale)",
-             title=f"Layer importance: 1 - cos(input, output), summed over calibration batches; dropped in red {sorted(dropped)}")  # fmt: skip
-    axis.title.set_fontsize(9)
+    axis.set(yscale="log", xlabel="layer (1-indexed)", ylabel="block importance\n1 - cos(input, output), log scale")
+    axis.set_title(f"Layer importance (summed over calibration batches); dropped in red: {sorted(dropped)}", fontsize=10, wrap=True)
     return _save(figure, path)
 
 
@@ -47,14 +54,14 @@ def width_importance(hidden: list[float], ffn: dict[int, list[float]], kept_hidd
     left.plot(ranked, color="tab:blue")
     left.axvline(kept_hidden, color="tab:red", linestyle="--", label=f"keep {kept_hidden} of {len(ranked)}")
     left.fill_between(np.arange(kept_hidden, len(ranked)), ranked[kept_hidden:], color="tab:red", alpha=0.25)
-    left.set(title="embedding channels (hidden size)", xlabel="channel, most important first", ylabel="importance")
+    left.set(title="embedding channels (hidden size)", xlabel="channel, most important first", ylabel="importance (activation magnitude)")
     left.legend()
     colors = plt.cm.viridis(np.linspace(0, 1, len(ffn)))
     for color, (layer, values) in zip(colors, sorted(ffn.items())):
         right.plot(np.sort(np.asarray(values))[::-1], color=color, label=f"layer {layer}", linewidth=1)
     width = len(next(iter(ffn.values())))
     right.axvline(kept_ffn, color="tab:red", linestyle="--", label=f"keep {kept_ffn} of {width}")
-    right.set(title="MLP neurons (ffn hidden size), per layer", xlabel="neuron, most important first", ylabel="importance", yscale="log")
+    right.set(title="MLP neurons (ffn hidden size), per layer", xlabel="neuron, most important first", ylabel="importance (log scale)", yscale="log")
     right.legend(fontsize=7, ncol=2)
     return _save(figure, path)
 
@@ -75,7 +82,7 @@ def parameters_by_component(table, path: Path):
 def losses(values: dict[str, float], path: Path, title: str):
     """One bar per model: a loss measured on the same tokens."""
     figure, axis = plt.subplots(figsize=(5.5, 3.4))
-    bars = axis.bar(list(values), list(values.values()), color=["tab:gray"] + ["tab:orange"] * (len(values) - 1))
+    bars = axis.bar(list(values), list(values.values()), color=[color(model) for model in values], alpha=0.8)
     axis.bar_label(bars, fmt="%.3f")
     low, high = min(values.values()), max(values.values())
     axis.set(ylabel="next-token loss (nats)", title=title, ylim=(low - 0.5 * (high - low + 0.1), high + 0.3 * (high - low + 0.1)))
@@ -85,40 +92,55 @@ def losses(values: dict[str, float], path: Path, title: str):
 def kd_curves(curves, best: dict[str, dict], path: Path):
     """Distillation loss (training) and validation loss of every student by step; best checkpoints circled."""
     figure, (train, val) = plt.subplots(1, 2, figsize=(11, 3.8))
-    colors = dict(zip(sorted(curves["student"].unique()), ("tab:blue", "tab:orange", "tab:green")))
     for student, rows in curves.groupby("student"):
         for axis, tag in ((train, "reduced_train_loss"), (val, "val_loss")):
             points = rows[rows["tag"] == tag].sort_values("step")
-            axis.plot(points["step"], points["value"], marker="o", markersize=3, color=colors[student], label=f"{student}-pruned")
+            axis.plot(points["step"], points["value"], marker="o", markersize=3, color=color(student), label=f"{student}-pruned")
         if student in best:
-            val.scatter([best[student]["step"]], [best[student]["val_loss"]], s=120, facecolors="none", edgecolors=colors[student], linewidths=2)
-    train.set(title="training: KL divergence to the teacher", xlabel="step", ylabel="loss")
-    val.set(title="validation: next-token loss (○ best checkpoint)", xlabel="step", ylabel="loss")
+            val.scatter([best[student]["step"]], [best[student]["val_loss"]], s=120, facecolors="none", edgecolors=color(student), linewidths=2)
+    train.set(title="training: KL divergence to the teacher", xlabel="optimizer step", ylabel="KL divergence (nats per token)")
+    val.set(title="validation: next-token loss (○ best checkpoint)", xlabel="optimizer step", ylabel="cross-entropy (nats per token)")
     for axis in (train, val):
         axis.legend()
     return _save(figure, path)
 
 
-def tradeoffs(table, path: Path):
-    """Test perplexity against model size and against latency; arrows from each pruned student to its distilled self."""
-    figure, (size, speed) = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {"teacher": "black", "depth": "tab:blue", "width": "tab:orange"}
+def tradeoffs(table, path: Path, speed: str):
+    """Test perplexity against size and against prefill time relative to the teacher; arrows from each pruned student to its distilled self."""
+    figure, (size, fast) = plt.subplots(1, 2, figsize=(11, 4.2))
     for axis, column, label in (
         (size, "non-embedding parameters", "non-embedding parameters (millions)"),
-        (speed, "latency ms", "forward latency, fixed batch (ms)"),
+        (fast, "prefill time / teacher", "prefill time relative to the teacher (median of interleaved rounds)"),
     ):
         scale = 1e6 if column.endswith("parameters") else 1
         for model, row in table.iterrows():
             x, y = float(row[column]) / scale, float(row["test perplexity"])
-            color = colors[model.split("-")[0]]
-            axis.scatter([x], [y], color=color, marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"), s=80)
+            axis.scatter([x], [y], color=color(model), marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"), s=80)
             axis.annotate(model, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         for kind in ("depth", "width"):
             start, end = table.loc[f"{kind}-pruned"], table.loc[f"{kind}-distilled"]
             axis.annotate("", xy=(float(end[column]) / scale, float(end["test perplexity"])),
                           xytext=(float(start[column]) / scale, float(start["test perplexity"])),
-                          arrowprops={"arrowstyle": "->", "color": colors[kind], "alpha": 0.6})  # fmt: skip
+                          arrowprops={"arrowstyle": "->", "color": color(kind), "alpha": 0.6})  # fmt: skip
         axis.set(xlabel=label, ylabel="test perplexity (lower is better)")
     size.set_title("accuracy vs size")
-    speed.set_title("accuracy vs speed")
+    fast.set_title("accuracy vs speed")
+    figure.text(0.5, -0.02, f"speed: {speed}", ha="center", fontsize=8, wrap=True)
+    return _save(figure, path)
+
+
+def speed(table, path: Path, settings: str):
+    """Prefill and decode time of each model relative to the teacher, measured in interleaved rounds."""
+    figure, axis = plt.subplots(figsize=(7.5, 3.6))
+    models, width = list(table.index), 0.38
+    x = np.arange(len(models))
+    for offset, column, hatch in ((-width / 2, "prefill time / teacher", ""), (width / 2, "decode time / teacher", "//")):
+        bars = axis.bar(x + offset, table[column].astype(float), width, color=[color(m) for m in models], alpha=0.8, hatch=hatch,
+                        label=column.split()[0], edgecolor="white")  # fmt: skip
+        axis.bar_label(bars, fmt="%.2f", fontsize=7)
+    axis.axhline(1.0, color="black", linewidth=0.8)
+    axis.set_xticks(x, models, rotation=15)
+    axis.set(ylabel="time relative to the teacher (1 = same)", title="Speed relative to the teacher (lower is faster)")
+    axis.legend(fontsize=8)
+    figure.text(0.5, -0.02, settings, ha="center", fontsize=8, wrap=True)
     return _save(figure, path)

@@ -26,7 +26,7 @@ class TinyQwen3:
     num_attention_heads: int = 4
     num_query_groups: int = 2
     head_dim: int = 128  # as in every real Qwen3; NeMo's importer assumes it
-    train_steps: int = 150
+    train_steps: int = 100
     train_batch_size: int = 8
     train_seq_length: int = 128
     train_lr: float = 6e-3
@@ -96,7 +96,7 @@ class EvalSettings:
     max_new_tokens: int
     ppl_windows: int  # test windows of seq_length scored; fewer if the test split holds fewer
     mmlu: bool
-    timing_repeats: int = 5
+    speed_rounds: int = 7  # interleaved rounds of the speed measurement
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@
 
 The flags are those of NeMo's scripts/llm/gpt_prune.py, plus `--overwrite`. The differences:
 every setting is checked before the model is loaded; calibration always uses the model's own
-tokenizer (never a download); Minitron's importance scores are saved in the checkpoint as
+tokenizer (never a download); the pruned model is re-saved whole (helpers/resave.py), so later
+steps load it without --legacy_ckpt; Minitron's importance scores are saved in the checkpoint as
 `importance.json`; and the checkpoint appears at --save_path only once it is complete.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,7 +24,7 @@ from pathlib import Path
 from helpers import importance
 from helpers.checkpoints import architecture, require_nemo_checkpoint
 from helpers.errors import SettingError
-from helpers.launch import is_rank0, require_launched
+from helpers.launch import child_env, is_rank0, python_module, require_launched
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune_checks import check_prune_args, gather
 
@@ -76,9 +78,11 @@ def prune(args: argparse.Namespace) -> Path:
 
     restore, save = Path(args.restore_path), Path(args.save_path)
     work = partial_path(save)
+    complete = work.with_name(work.name + ".resaved")
     rank0 = is_rank0()
     if rank0:
         remove(work)
+        remove(complete)
     data = None
     if args.drop_layers is None:
         tokenizer = io.load_context(str(restore / "context"), subpath="model.tokenizer")
@@ -122,7 +126,10 @@ def prune(args: argparse.Namespace) -> Path:
                 legacy_ckpt=args.legacy_ckpt,
             )
         torch.distributed.barrier()
-        if rank0:
+        if rank0:  # the other ranks are done; re-saving loads the whole model in one process
+            subprocess.run(python_module("helpers.resave", work, complete), env=child_env(), check=True)
+            remove(work)
+            complete.rename(work)
             kept = architecture(work).num_layers
             importance.save(
                 scores,
@@ -137,6 +144,7 @@ def prune(args: argparse.Namespace) -> Path:
     finally:
         if rank0:
             remove(work)
+            remove(complete)
     return save
 
 

@@ -28,7 +28,7 @@ def flags(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -
     settings = profile.prune
     args: list[object] = [
         "--devices", settings.devices, "--tp_size", settings.tp_size, "--pp_size", settings.pp_size,
-        "--restore_path", ws.teacher, "--save_path", ws.pruned("depth" if kind == "drop" else kind),
+        "--restore_path", ws.teacher, "--legacy_ckpt", "--save_path", ws.pruned("depth" if kind == "drop" else kind),
     ]  # fmt: skip
     if kind != "drop":  # dropping named layers needs no calibration data
         args += [

@@ -5,7 +5,8 @@
     ├── checkpoints/<name>--val_loss=2.5901-step=39-consumed_samples=29952.0[-last]/
     ├── lightning_logs/version_*/events.out.tfevents.*   TensorBoard scalars (one version per launch)
     ├── best.json                 the checkpoint with the lowest validation loss, chosen after training
-    └── best -> checkpoints/...   the same, as a link
+    ├── best -> checkpoints/...   the same, as a link
+    └── memory.json               peak memory of each rank during its last launch
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from helpers.outputs import remove
 
 SETTINGS = "run.json"
 BEST = "best.json"
+MEMORY = "memory.json"
 # Settings that define what a run trains; resuming with different values would mix two runs.
 IDENTITY = ("model_path", "teacher_path", "kd_config", "data_paths", "split", "seq_length", "gbs", "max_steps", "lr", "min_lr", "warmup_steps")
 _NAME = re.compile(r"--val_loss=(?P<val_loss>[-\d.]+|nan|inf)-step=(?P<step>\d+)-consumed_samples=(?P<samples>[\d.]+)(?P<last>-last)?$")
@@ -129,3 +131,12 @@ def best(run_dir: Path) -> dict:
     if not record.is_file():
         raise FileNotFoundError(f"{record} is missing: the distillation run has not finished")
     return json.loads(record.read_text())
+
+
+def save_memory(run_dir: Path, ranks: list[dict]) -> None:
+    """Record each rank's memory: {"device", "baseline_gb" (before the models were built), "peak_gb"}."""
+    (run_dir / MEMORY).write_text(json.dumps(ranks, indent=2))
+
+
+def memory(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / MEMORY).read_text())

@@ -69,7 +69,7 @@ def summary(ws: Workspace, seconds: dict[str, float]) -> str:
     """Timings, the comparison table and where everything is, on one screen."""
     from helpers import comparison, distillation
 
-    columns = ["parameters", "non-embedding parameters", "test perplexity", "latency ms"]
+    columns = ["parameters", "non-embedding parameters", "test perplexity", "prefill time / teacher", "decode time / teacher"]
     table = pd.DataFrame(comparison.load(ws)["models"]).set_index("model")[columns]
     table[columns[:2]] = (table[columns[:2]] / 1e6).round(2)
     table = table.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="plan a full profile without a GPU or a download: commands, checks, memory, time, disk")
     args = p.parse_args(argv)
 
+    os.environ[PROFILE_ENV] = args.profile  # the flag wins over an inherited $TUTORIAL_PROFILE
     profile = get_profile(args.profile)
     if args.dry_run:
         from helpers import dry_run
@@ -106,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace(root=Path(args.workdir).expanduser().resolve() / profile.name, model_name=profile.model.name)
         return dry_run.main(profile, ws)
     # The notebooks read these in their first cell; the kernels inherit them.
-    os.environ[PROFILE_ENV] = profile.name
     os.environ[WORKDIR_ENV] = str(Path(args.workdir).expanduser().resolve())
     ws = open_workspace(profile.name, profile.model.name)
     print(f"Running the series on profile {profile.name!r} in {ws.root}")

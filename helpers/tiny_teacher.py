@@ -7,9 +7,10 @@ The run trains on the corpus vocabulary only (the ~29k of Qwen3's 151,936 ids th
 which makes it five times cheaper, yet it optimises the exact full-vocabulary loss: the other
 ids keep an output row of zeros, so each adds exp(0) to the softmax normaliser. The trained
 weights are then written into a standard full-vocabulary `Qwen3ForCausalLM` (in fp32).
-Matrix products run in bf16 (CPU autocast) and the learning rate warms up, stays, then decays
-linearly over the last 30% of the steps: in two minutes of CPU this schedule teaches the layers
-beyond the first one the most (dropping two of them costs ~0.15 nats instead of ~0.04).
+Matrix products run in bf16 only where the CPU computes it natively and measurably faster
+(`cpu_dtype`), else in fp32. The learning rate warms up, stays, then decays linearly over the last
+30% of the steps: in a short CPU run this schedule teaches the layers beyond the first one the most
+(dropping two of them costs ~0.15 nats instead of ~0.04).
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def build_tiny_teacher(spec: TinyQwen3, tokenizer_dir: Path, corpus_dir: Path, o
         "steps": spec.train_steps,
         "tokens_seen": spec.train_steps * spec.train_batch_size * length,
         "seconds": round(time.time() - started, 1),
+        "dtype": str(dtype).removeprefix("torch."),
+        "cpu": str(cpu_dtype.report()),
         "corpus_vocabulary": int(len(used)),
         "uniform_loss": math.log(QWEN3_VOCAB_SIZE),
         "held_out_loss_before": initial,

@@ -19,7 +19,7 @@ def test_all_five_models_were_measured_on_the_same_tokens(results):
     models = {row["model"]: row for row in results["models"]}
     assert list(models) == list(comparison.MODELS) and results["tokens"] > 0 and results["profile"] == "tiny"
     for row in models.values():
-        for key in ("parameters", "non-embedding parameters", "test perplexity", "latency ms", "tokens per second"):
+        for key in ("parameters", "non-embedding parameters", "test perplexity", "prefill ms", "prefill tokens/s", "decode tokens/s", "prefill time / teacher", "decode time / teacher"):
             assert math.isfinite(row[key]) and row[key] > 0, (row["model"], key)
         assert isinstance(row["generation"], str) and row["generation"]
 
@@ -38,5 +38,11 @@ def test_students_are_smaller_than_the_teacher(results):
 
 
 def test_the_series_left_its_figures(ws):
-    expected = {"01_document_lengths", "02_layer_importance", "02_width_importance", "02_parameters", "02_losses", "03_kd_curves", "04_kd_curves", "04_tradeoffs"}
+    expected = {"01_document_lengths", "02_layer_importance", "02_width_importance", "02_parameters", "02_losses", "03_kd_curves", "04_kd_curves", "04_tradeoffs", "04_speed"}
     assert expected <= {p.stem for p in ws.figures.glob("*.png") if p.stat().st_size > 10_000}
+
+
+def test_speed_was_measured_interleaved_against_the_teacher(results):
+    models = {row["model"]: row for row in results["models"]}
+    assert models["teacher"]["prefill time / teacher"] == models["teacher"]["decode time / teacher"] == 1.0
+    assert "interleaved rounds after warm-up" in results["speed"] and "thread" in results["speed"]

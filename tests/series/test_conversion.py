@@ -49,6 +49,45 @@ def test_the_logits_check_catches_norm_weights_dropped_by_the_import(ws, require
     assert not check.passed and check.max_abs_diff > 1e-2, check
 
 
+# The tiny teacher with its norm weights scaled (so that norms matter, as in any well-trained model), run in bf16
+# as it is and with the per-layer norms at 1.0 (what NeMo's importer leaves without Transformer Engine), each
+# judged against the same model in fp32 on held-out tokens.
+BF16 = r"""
+import json, sys
+from dataclasses import asdict
+import torch
+from transformers import AutoModelForCausalLM
+from helpers.conversion import judge
+from helpers.data import token_windows
+
+hf, data = sys.argv[1], sys.argv[2]
+ids = torch.from_numpy(token_windows(data, 128, 1))
+
+def model(dtype, drop_norms=False):
+    m = AutoModelForCausalLM.from_pretrained(hf, torch_dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, weight in m.named_parameters():
+            if "layernorm" in name:
+                weight.mul_(torch.empty(weight.shape).uniform_(0.5, 2.0, generator=g))
+                if drop_norms and ("input_layernorm" in name or "post_attention_layernorm" in name):
+                    weight.fill_(1.0)
+    with torch.no_grad():
+        return m.to(dtype)(ids).logits
+
+reference = model(torch.float32)
+print(json.dumps({case: asdict(judge(model(torch.bfloat16, drop), reference, torch.bfloat16)) for case, drop in (("rounded", False), ("dropped", True))}))
+"""
+
+
+def test_the_bf16_check_passes_rounding_and_catches_dropped_norms(ws, require):
+    result = run_python(BF16, str(require(ws.hf_teacher, "01")), str(ws.data_prefix("test")))
+    checks = {case: LogitsCheck(**values) for case, values in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+    rounded, dropped = checks["rounded"], checks["dropped"]
+    assert rounded.passed and rounded.max_abs_diff > 1e-2, rounded  # bf16 differs logit by logit, not in distribution
+    assert not dropped.passed and dropped.mean_kl > 100 * rounded.mean_kl, dropped
+
+
 @pytest.mark.parametrize("report", ["import", "export-depth-pruned", "export-width-pruned", "export-depth-distilled", "export-width-distilled"])
 def test_every_conversion_the_notebooks_ran_passed_its_check(ws, require, report):
     saved = json.loads(require(ws.results / f"{report}-logits.json", "01-04").read_text())

@@ -75,3 +75,15 @@ def test_a_target_modelopt_cannot_honour_is_refused_before_loading(profile, ws, 
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "--target_ffn_hidden_size: 600 is not a multiple of 64" in result.stderr
     assert "use 576 or 640" in result.stderr and not save.exists()
+
+
+def test_the_dry_runs_arithmetic_matches_the_real_checkpoints(profile, ws, require):
+    """The parameter counts and student shapes the full-profile dry run derives, checked on the tiny run's weights."""
+    from helpers import dry_run, pruning
+    from helpers.checkpoints import parameter_counts
+
+    teacher = architecture(require(ws.teacher, "01"))
+    for name, path in {"teacher": ws.teacher, "depth": ws.pruned("depth"), "width": ws.pruned("width")}.items():
+        planned = teacher if name == "teacher" else dry_run.student(teacher, pruning.targets(profile, name))
+        assert architecture(require(path, "02")) == planned
+        assert dry_run.parameter_counts(planned, tied_embeddings=False) == parameter_counts(path)

@@ -87,6 +87,14 @@ def test_run_works_in_the_log_folder_without_the_kernels_distributed_state(tmp_p
     assert "RANK" not in child_env() and child_env()["PYTHONUNBUFFERED"] == "1" and os.environ["RANK"] == "3"
 
 
+def test_a_child_of_a_torchrun_worker_does_not_inherit_its_rendezvous(monkeypatch):
+    worker = {"TORCHELASTIC_USE_AGENT_STORE": "True", "TORCHELASTIC_RESTART_COUNT": "0", "ROLE_RANK": "0",
+              "GROUP_WORLD_SIZE": "1", "ROLE_WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    for key, value in worker.items():
+        monkeypatch.setenv(key, value)
+    assert set(worker) & set(child_env()) == {"OMP_NUM_THREADS"}  # a resource setting, not distributed state
+
+
 def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
     import subprocess
 
