@@ -1,8 +1,9 @@
 # The two commands of this repository. Both create the virtual environment on first use.
-#   make run   execute the four notebooks on the tiny profile (executed copies and figures: ./workspace)
+#   make run   execute the four notebooks on a real model on CPU (SmolLM2-135M; PROFILE=tiny for the quick one)
 #   make test  unit tests, the notebooks under nbval, and checks of what they produced
 
 PYTHON ?= python3
+PROFILE ?= smollm2-135m
 VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
@@ -10,7 +11,7 @@ READY  := $(VENV)/.ready
 .PHONY: run test env clean lock
 
 run: $(READY)
-	$(BIN)/python -m helpers.series
+	$(BIN)/python -m helpers.series --profile $(PROFILE)
 
 test: $(READY)
 	$(BIN)/python -m pytest

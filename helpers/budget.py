@@ -41,7 +41,7 @@ def plan(settings: DistillSettings, seq_length: int) -> KDPlan:
         seq_length=seq_length,
         gbs=settings.gbs,
         max_steps=max_steps,
-        interval=min(100, math.ceil(max_steps / 10)),
+        interval=settings.interval or min(100, math.ceil(max_steps / 10)),
         limit_val_batches=settings.limit_val_batches,
     )
 

@@ -107,3 +107,25 @@ def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd
     metadata = {k: v for k, v in load(ws).items() if k != "models"}
     save(table, ws, **metadata)
     return table
+
+
+def findings(table: pd.DataFrame) -> str:
+    """What this run's comparison shows, in its own numbers: what each cut cost, what distillation won back, depth vs width."""
+    loss, ppl, params = table["test loss"].astype(float), table["test perplexity"].astype(float), table["parameters"].astype(float)
+    lines = []
+    for kind in KINDS:
+        cost = loss[f"{kind}-pruned"] - loss["teacher"]
+        won = loss[f"{kind}-pruned"] - loss[f"{kind}-distilled"]
+        lines.append(
+            f"{kind}: pruning to {params[f'{kind}-pruned'] / params['teacher']:.0%} of the parameters cost {cost:+.3f} nats "
+            f"(perplexity {ppl['teacher']:.1f} -> {ppl[f'{kind}-pruned']:.1f}); distillation won back {won:.3f} nats, "
+            f"{won / cost:.0%} of it (perplexity {ppl[f'{kind}-distilled']:.1f})."
+        )
+    depth, width = (f"{kind}-distilled" for kind in KINDS)
+    better = depth if loss[depth] < loss[width] else width
+    lines.append(
+        f"Depth vs width at {params[depth] / 1e6:.1f}M vs {params[width] / 1e6:.1f}M parameters: {better} has the lower perplexity "
+        f"({ppl[depth]:.1f} vs {ppl[width]:.1f}); time relative to the teacher, prefill {table.loc[depth, 'prefill time / teacher']:.2f} vs "
+        f"{table.loc[width, 'prefill time / teacher']:.2f}, decode {table.loc[depth, 'decode time / teacher']:.2f} vs {table.loc[width, 'decode time / teacher']:.2f}."
+    )
+    return "\n".join(lines)

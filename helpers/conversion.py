@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from helpers import evaluation, nemo_model
+from helpers import cpu_rehearsal, evaluation, nemo_model
 from helpers.checkpoints import is_hf_checkpoint, is_nemo_checkpoint, require_nemo_checkpoint
 from helpers.errors import SettingError, refuse
 from helpers.launch import python_module, run
@@ -29,6 +29,8 @@ from helpers.outputs import produce
 from helpers.stack import nemo_llm
 
 QWEN3_HEAD_DIM = 128  # NeMo 2.5's Qwen3 importer does not read head_dim; it assumes 128
+# The NeMo model and config classes (in nemo.collections.llm) of each Hugging Face `model_type` the series converts.
+NEMO_MODELS = {"qwen3": ("Qwen3Model", "Qwen3Config"), "llama": ("LlamaModel", "LlamaConfig")}
 # When two copies of one model count as the same, by weight dtype. fp32 copies must agree to rounding on every
 # logit. In bf16 the kernels of two libraries round differently at every layer, so single logits may differ by
 # several bf16 steps (0.25 apart for logits in [32, 64)) without anything being wrong: the criterion is the mean
@@ -47,7 +49,7 @@ SAMPLE_TEXT = (
 
 @dataclass(frozen=True)
 class HFModel:
-    """What the conversion needs to know about a Hugging Face Qwen3 checkpoint."""
+    """What the conversion needs to know about a Hugging Face checkpoint."""
 
     path: Path
     config: dict
@@ -55,7 +57,7 @@ class HFModel:
 
 
 def inspect_hf_checkpoint(path: Path, setting: str = "model path") -> HFModel:
-    """Check that `path` is a Hugging Face Qwen3 checkpoint NeMo can import; refuse it otherwise."""
+    """Check that `path` is a Hugging Face checkpoint NeMo can import (Qwen3, Llama); refuse it otherwise."""
     from transformers import AutoTokenizer
 
     if not path.exists():
@@ -63,13 +65,13 @@ def inspect_hf_checkpoint(path: Path, setting: str = "model path") -> HFModel:
     if not (path / "config.json").is_file():
         raise refuse(setting, f"{path} has no config.json: not a Hugging Face checkpoint", "give the folder that holds config.json")
     config = json.loads((path / "config.json").read_text())
-    if config.get("model_type") != "qwen3":
+    if config.get("model_type") not in NEMO_MODELS:
         raise refuse(
             setting,
-            f"{path} holds a {config.get('model_type')!r} model, not Qwen3",
-            "use a Qwen3 checkpoint, or replace llm.Qwen3Model by your architecture's NeMo model class",
+            f"{path} holds a {config.get('model_type')!r} model; this series converts {', '.join(NEMO_MODELS)}",
+            "use such a checkpoint, or add your architecture's NeMo model and config classes to conversion.NEMO_MODELS",
         )
-    if config.get("head_dim", QWEN3_HEAD_DIM) != QWEN3_HEAD_DIM:
+    if config["model_type"] == "qwen3" and config.get("head_dim", QWEN3_HEAD_DIM) != QWEN3_HEAD_DIM:
         raise refuse(setting, f"head_dim is {config['head_dim']}", f"NeMo's Qwen3 importer only handles head_dim {QWEN3_HEAD_DIM}")
     if not is_hf_checkpoint(path):
         raise refuse(setting, f"{path} lacks weights (*.safetensors) or tokenizer files", "download the complete checkpoint")
@@ -87,14 +89,16 @@ def import_to_nemo(hf: HFModel, output: Path, overwrite: bool = False) -> Path:
     """Convert the Hugging Face checkpoint to a NeMo 2 checkpoint at `output` with `llm.import_ckpt`."""
     llm = nemo_llm()
     c = hf.config
-    # The model object only selects NeMo's Qwen3 importer, which reads the architecture from config.json.
-    model = llm.Qwen3Model(
-        llm.Qwen3Config(
+    model_class, config_class = (getattr(llm, name) for name in NEMO_MODELS[c["model_type"]])
+    # The model object only selects NeMo's importer, which reads the architecture from config.json.
+    model = model_class(
+        config_class(
             num_layers=c["num_hidden_layers"],
             hidden_size=c["hidden_size"],
             ffn_hidden_size=c["intermediate_size"],
             num_attention_heads=c["num_attention_heads"],
             num_query_groups=c["num_key_value_heads"],
+            **cpu_rehearsal.config_fields(c["model_type"]),
         )
     )
 

@@ -8,6 +8,7 @@ works around (NeMo 2.5.3, Megatron-Core 0.14.0, ModelOpt 0.35.1) and the symptom
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 
@@ -364,6 +365,43 @@ def _conversion_keeps_norm_weights() -> None:
     state.apply_transforms = io.apply_transforms = apply_transforms
 
 
+# NeMo's LlamaConfig (nemo/collections/llm/gpt/model/llama.py:76-82) turns on fusions that Qwen3Config
+# leaves at Megatron's default (off), and that need Transformer Engine or a compiler:
+LLAMA_FUSIONS_OFF = {
+    "apply_rope_fusion": False,  # transformer_config.py:1162-1165: "ValueError: apply_rope_fusion is not available. Please install TE >= 1.4."
+    "persist_layer_norm": False,  # torch_norm.py:30: "AssertionError: persist_layer_norm not supported by torch LayerNorm"
+    "bias_activation_fusion": False,  # fusions/fused_bias_swiglu.py: @jit_fuser = torch.compile (megatron/core/jit.py:12), minutes of Inductor on CPU
+    "bias_dropout_fusion": False,  # fusions/fused_bias_dropout.py:67-79: the same
+}
+
+
+def config_fields(model_type: str) -> dict:
+    """Fields a NeMo model config needs on this machine: none with CUDA; for Llama without it, the fusions off."""
+    return LLAMA_FUSIONS_OFF if model_type == "llama" and not torch.cuda.is_available() else {}
+
+
+def _llama_import_without_fusions() -> None:
+    """`llm.import_ckpt` builds the Llama config itself, with the fusions on, and saves it in the checkpoint.
+
+    nemo/collections/llm/gpt/model/llama.py:720, :744-767 (`HFLlamaImporter.config`) calls `LlamaConfig(...)`
+    whatever model the caller passed, so the import stops at the ValueError above. While that property
+    runs, `LlamaConfig` is called with the fusions off: the checkpoint's context then holds a plain
+    LlamaConfig that prune, distill and export rebuild on CPU (it does not depend on this module).
+    """
+    llama = importlib.import_module("nemo.collections.llm.gpt.model.llama")
+    original = llama.HFLlamaImporter.config.fget
+
+    def config(self):
+        real = llama.LlamaConfig
+        llama.LlamaConfig = functools.partial(real, **LLAMA_FUSIONS_OFF)
+        try:
+            return original(self)
+        finally:
+            llama.LlamaConfig = real
+
+    llama.HFLlamaImporter.config = property(config)
+
+
 WORKAROUNDS = (
     _cuda_calls_on_cpu,
     _rng_tracker_on_cpu,
@@ -375,6 +413,7 @@ WORKAROUNDS = (
     _conversion_keeps_norm_weights,
     _modelopt_restore_on_cpu,
     _minitron_knows_rmsnorm,
+    _llama_import_without_fusions,
 )
 
 

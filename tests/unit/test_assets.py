@@ -104,7 +104,7 @@ def hf_folder(path, tokenizer_dir, weights=True, **config):
 UNIMPORTABLE = {
     "missing": (lambda d, t: d / "absent", "does not exist"),
     "not a Hugging Face folder": (lambda d, t: d, "has no config.json: not a Hugging Face checkpoint"),
-    "another architecture": (lambda d, t: hf_folder(d / "m", t, model_type="llama"), "holds a 'llama' model, not Qwen3"),
+    "another architecture": (lambda d, t: hf_folder(d / "m", t, model_type="mistral"), "holds a 'mistral' model; this series converts qwen3, llama"),
     "another head_dim": (lambda d, t: hf_folder(d / "m", t, head_dim=64), "head_dim is 64"),
     "no weights": (lambda d, t: hf_folder(d / "m", t, weights=False), "lacks weights"),
     "vocabulary beyond the embedding": (lambda d, t: hf_folder(d / "m", t, vocab_size=1024), "the tokenizer has 151669 tokens but the embedding only 1024 rows"),

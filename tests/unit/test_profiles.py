@@ -2,15 +2,16 @@ import dataclasses
 
 import pytest
 
-from archs import QWEN3
+from archs import TEACHERS
 from helpers.budget import ModelShape, memory_per_device, plan
 from helpers.errors import SettingError
 from helpers.profiles import PROFILES, get_profile
 
 
-def test_profiles_cover_the_three_scales():
-    assert set(PROFILES) == {"tiny", "qwen3-1.7b", "qwen3-8b"}
-    assert get_profile().name == "tiny"
+def test_profiles_cover_the_four_scales_and_a_real_model_is_the_default(monkeypatch):
+    monkeypatch.delenv("TUTORIAL_PROFILE", raising=False)
+    assert set(PROFILES) == {"tiny", "smollm2-135m", "qwen3-1.7b", "qwen3-8b"}
+    assert get_profile().name == "smollm2-135m" and PROFILES["smollm2-135m"].model.gguf is not None
 
 
 def test_unknown_profile_is_refused_with_the_valid_names(monkeypatch):
@@ -52,7 +53,7 @@ def test_interval_is_capped_at_100_steps():
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_profile_targets_shrink_the_model_within_ModelOpt_granularity(name):
-    p, source = PROFILES[name], QWEN3[name]
+    p, source = PROFILES[name], TEACHERS[name]
     assert 0 < p.prune.depth_num_layers < source.num_layers
     assert p.prune.width_ffn_hidden_size < source.ffn_hidden_size and p.prune.width_ffn_hidden_size % 64 == 0
     assert p.prune.width_hidden_size < source.hidden_size and p.prune.width_hidden_size % 64 == 0
