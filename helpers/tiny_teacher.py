@@ -73,7 +73,6 @@ class _FullVocabularyLoss:
         self.log_unused = math.log(unused_ids)
 
     def __call__(self, model, windows):
-        import torch
         import torch.nn.functional as F
 
         logits = model(input_ids=windows[:, :-1]).logits.float()

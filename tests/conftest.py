@@ -21,3 +21,7 @@ def pytest_configure(config):
     home = Path(workdir) / "hf-home"
     os.environ.update(OFFLINE, TUTORIAL_PROFILE="tiny", TUTORIAL_WORKDIR=workdir, HF_HOME=str(home), MPLBACKEND="Agg")
     config.pluginmanager.register(FirstFailureFirst(), "first-failure-first")
+
+
+def pytest_report_header(config):
+    return f"work directory: {os.environ['TUTORIAL_WORKDIR']}"

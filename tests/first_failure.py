@@ -30,7 +30,3 @@ class FirstFailureFirst:
         if report.failed and self.failed is None and ".ipynb::" in item.nodeid:
             self.failed = item.nodeid
         return report
-
-
-def pytest_report_header(config):
-    return f"work directory: {os.environ['TUTORIAL_WORKDIR']}"

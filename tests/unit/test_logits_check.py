@@ -1,6 +1,5 @@
 """The conversion check in fp32: copies agree to rounding, and dropped norms fail (bf16: tests/series/test_conversion.py)."""
 
-import pytest
 import torch
 
 from helpers.conversion import judge
