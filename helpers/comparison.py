@@ -83,10 +83,7 @@ def measure_speed(ws: Workspace, settings: speed.SpeedSettings) -> pd.DataFrame:
     from transformers import AutoModelForCausalLM
 
     models = {label: AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").eval() for label, path in hf_checkpoints(ws).items()}
-    try:
-        return speed.measure(models, "teacher", settings)
-    finally:
-        del models
+    return speed.measure(models, "teacher", settings)
 
 
 def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:

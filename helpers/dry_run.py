@@ -107,17 +107,18 @@ def _entry_arguments(command: list[str], module: str) -> list[str]:
 def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Problem]:
     """Validate the pruning and distillation commands with the entry points' own rules, as on the planned machine."""
     problems: list[Problem] = []
-    sizes = {kind: parameter_counts(student(teacher.arch, pruning.targets(profile, kind)), teacher.tied_embeddings)["total"] for kind in pruning.KINDS}
     for kind in (*pruning.KINDS, "drop"):
         args = prune.parser().parse_args(_entry_arguments(pruning.command(profile, ws, kind), "helpers.prune"))
         problems += _problems(lambda: check_prune_args(args, PruneFacts(source=teacher.arch)), f"prune {kind}")
+    teacher_size = parameter_counts(teacher.arch, teacher.tied_embeddings)["total"]
     for kind in pruning.KINDS:
         args = distill.parser().parse_args(_entry_arguments(distillation.command(profile, ws, kind), "helpers.distill"))
+        arch = student(teacher.arch, pruning.targets(profile, kind))
         facts = DistillFacts(
-            student=student(teacher.arch, pruning.targets(profile, kind)),
+            student=arch,
             teacher=teacher.arch,
-            student_parameters=sizes[kind],
-            teacher_parameters=parameter_counts(teacher.arch, teacher.tied_embeddings)["total"],
+            student_parameters=parameter_counts(arch, teacher.tied_embeddings)["total"],
+            teacher_parameters=teacher_size,
             same_tokenizer=True,  # pruning keeps the teacher's tokenizer
             cuda=profile.gpu is not None,
         )
