@@ -25,18 +25,12 @@ def hf_checkpoints(ws: Workspace) -> dict[str, Path]:
 
 def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, conversion.LogitsCheck]:
     """Export each student to Hugging Face (the best distilled checkpoint, and the pruned one if notebook 02 did not)."""
-    checks = {}
+    sources = {}
     for kind in KINDS:
-        sources = {"distilled": Path(runs.best(distillation.run_dir(ws, kind))["checkpoint"]), "pruned": ws.pruned(kind)}
-        for stage, source in sources.items():
-            label = f"{kind}-{stage}"
-            if stage == "pruned" and is_hf_checkpoint(ws.exported(label)) and not overwrite:
-                continue  # exported and checked in notebook 02
-            checks[label] = conversion.convert(
-                "export", source, ws.exported(label), report=ws.results / f"export-{label}-logits.json", log=ws.logs / f"04-export-{label}.log", overwrite=overwrite
-            )
-            print(f"{label}: {checks[label]}")
-    return checks
+        sources[f"{kind}-distilled"] = Path(runs.best(distillation.run_dir(ws, kind))["checkpoint"])
+        if overwrite or not is_hf_checkpoint(ws.exported(f"{kind}-pruned")):  # else exported and checked in notebook 02
+            sources[f"{kind}-pruned"] = ws.pruned(kind)
+    return conversion.export(ws, sources, ws.logs / "04-export.log", overwrite=overwrite)
 
 
 def test_windows(profile: Profile, ws: Workspace):

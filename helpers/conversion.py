@@ -5,7 +5,8 @@ on import unless the names are mapped. Comparing the next-token logits of both f
 text catches any such slip, so every conversion here is followed by that check:
 
     python -m helpers.conversion import --source HF_DIR --output NEMO_DIR --report check.json
-    python -m helpers.conversion export --source NEMO_DIR --output HF_DIR --report check.json
+    python -m helpers.conversion export --source NEMO_DIR --output HF_DIR --report check.json \\
+        [--source NEMO_DIR_2 --output HF_DIR_2 --report check_2.json ...]
 
 NeMo's conversions build a Lightning trainer, which refuses to start inside a notebook kernel,
 so notebooks launch this module as a command (`convert`) and read the JSON report it writes.
@@ -18,6 +19,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -27,6 +29,7 @@ from helpers.errors import SettingError, refuse
 from helpers.launch import python_module, run
 from helpers.outputs import produce
 from helpers.stack import nemo_llm
+from helpers.workspace import Workspace
 
 QWEN3_HEAD_DIM = 128  # NeMo 2.5's Qwen3 importer does not read head_dim; it assumes 128
 # The NeMo model and config classes (in nemo.collections.llm) of each Hugging Face `model_type` the series converts.
@@ -179,47 +182,91 @@ def compare_logits(checkpoint: Path, hf_dir: Path, token_ids: torch.Tensor) -> L
     return judge(candidate, reference, dtype)
 
 
+class Job(NamedTuple):
+    """One conversion: the checkpoint to convert, where to write it, and where to write its logits check."""
+
+    source: Path
+    output: Path
+    report: Path
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.conversion", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("direction", choices=("import", "export"), help="import: Hugging Face -> NeMo 2; export: NeMo 2 -> Hugging Face")
-    p.add_argument("--source", required=True, type=Path, help="checkpoint to convert")
-    p.add_argument("--output", required=True, type=Path, help="where to write the converted checkpoint")
-    p.add_argument("--report", type=Path, help="write the logits check here as JSON")
+    p.add_argument("--source", required=True, type=Path, action="append", help="checkpoint to convert (repeat, with --output and --report, for several)")
+    p.add_argument("--output", required=True, type=Path, action="append", help="where to write the converted checkpoint")
+    p.add_argument("--report", required=True, type=Path, action="append", help="write the logits check here as JSON")
     p.add_argument("--overwrite", action="store_true", help="convert again even if a valid output exists")
     return p
+
+
+def jobs(args: argparse.Namespace) -> list[Job]:
+    """The conversions the command asks for: the i-th --source goes to the i-th --output and --report."""
+    if not len(args.source) == len(args.output) == len(args.report):
+        raise refuse(
+            "--source/--output/--report",
+            f"{len(args.source)} source(s), {len(args.output)} output(s) and {len(args.report)} report(s)",
+            "give one --output and one --report after each --source",
+        )
+    return [Job(*paths) for paths in zip(args.source, args.output, args.report)]
+
+
+def convert_one(direction: str, job: Job, overwrite: bool) -> LogitsCheck:
+    """Convert `job.source` and compare the logits of both copies; write the check to `job.report`."""
+    if direction == "import":
+        hf_dir = job.source
+        nemo = import_to_nemo(inspect_hf_checkpoint(job.source, "--source"), job.output, overwrite=overwrite)
+    else:
+        require_nemo_checkpoint(job.source, "--source")
+        nemo, hf_dir = job.source, export_to_hf(job.source, job.output, overwrite=overwrite)
+    check = compare_logits(nemo, hf_dir, sample_token_ids(hf_dir))
+    print(f"Logits check, Hugging Face vs NeMo ({job.output.name}): {check}", flush=True)
+    job.report.parent.mkdir(parents=True, exist_ok=True)
+    job.report.write_text(json.dumps({"source": str(job.source), "output": str(job.output), "logits": asdict(check)}, indent=2))
+    return check
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.direction == "import":
-            hf = inspect_hf_checkpoint(args.source, "--source")
-            nemo, hf_dir = import_to_nemo(hf, args.output, overwrite=args.overwrite), args.source
-        else:
-            require_nemo_checkpoint(args.source, "--source")
-            nemo, hf_dir = args.source, export_to_hf(args.source, args.output, overwrite=args.overwrite)
+        todo = jobs(args)
+        for job in todo:  # every source is checked before the first conversion starts
+            if args.direction == "import":
+                inspect_hf_checkpoint(job.source, "--source")
+            else:
+                require_nemo_checkpoint(job.source, "--source")
     except SettingError as error:
         print(f"helpers.conversion refused to start:\n{error}", file=sys.stderr)
         return 2
-    check = compare_logits(nemo, hf_dir, sample_token_ids(hf_dir))
-    print(f"Logits check, Hugging Face vs NeMo: {check}")
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps({"source": str(args.source), "output": str(args.output), "logits": asdict(check)}, indent=2))
-    return 0 if check.passed else 1
+    checks = [convert_one(args.direction, job, args.overwrite) for job in todo]
+    return 0 if all(check.passed for check in checks) else 1
 
 
-def command(direction: str, source: Path, output: Path, report: Path, overwrite: bool = False) -> list[str]:
-    """`python -m helpers.conversion import|export ...`: the conversion and its logits check, as a command."""
-    flags = ["--overwrite"] if overwrite else []
-    return python_module("helpers.conversion", direction, "--source", source, "--output", output, "--report", report, *flags)
+def command(direction: str, *todo: Job, overwrite: bool = False) -> list[str]:
+    """`python -m helpers.conversion import|export ...`: the conversions and their logits checks, as one command."""
+    flags = [flag for job in todo for flag in ("--source", job.source, "--output", job.output, "--report", job.report)]
+    return python_module("helpers.conversion", direction, *flags, *(["--overwrite"] if overwrite else []))
 
 
-def convert(direction: str, source: Path, output: Path, report: Path, log: Path, overwrite: bool = False) -> LogitsCheck:
-    """Run the conversion as a command (streamed, raising if it fails) and return its logits check."""
-    report.unlink(missing_ok=True)
-    run(command(direction, source, output, report, overwrite), log)
-    return LogitsCheck(**json.loads(report.read_text())["logits"])
+def convert(direction: str, todo: dict[str, Job], log: Path, overwrite: bool = False) -> dict[str, LogitsCheck]:
+    """Run the conversions in one process (NeMo starts once), streamed, raising if one fails; return their logits checks."""
+    for job in todo.values():
+        job.report.unlink(missing_ok=True)
+    run(command(direction, *todo.values(), overwrite=overwrite), log)
+    return {label: LogitsCheck(**json.loads(job.report.read_text())["logits"]) for label, job in todo.items()}
+
+
+def export_job(ws: Workspace, label: str, source: Path) -> Job:
+    """Export the NeMo checkpoint `source` to the work directory's Hugging Face copy of `label`."""
+    return Job(source, ws.exported(label), ws.results / f"export-{label}-logits.json")
+
+
+def export(ws: Workspace, sources: dict[str, Path], log: Path, overwrite: bool = False) -> dict[str, LogitsCheck]:
+    """Export each labelled NeMo checkpoint to Hugging Face in one process; print and return the logits checks."""
+    checks = convert("export", {label: export_job(ws, label, source) for label, source in sources.items()}, log, overwrite)
+    for label, check in checks.items():
+        print(f"{label}: {check}")
+    return checks
 
 
 if __name__ == "__main__":

@@ -88,12 +88,12 @@ def commands(profile: Profile, ws: Workspace) -> list[Step]:
     """Every command the four notebooks launch for `profile`, built by the functions they call."""
     report = ws.results
     students = {kind: ws.pruned(kind) for kind in pruning.KINDS}
-    steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", ws.hf_teacher, ws.teacher, report / "import-logits.json"))]
+    steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", conversion.Job(ws.hf_teacher, ws.teacher, report / "import-logits.json")))]
     steps += [Step("02", f"prune: {kind}", pruning.command(profile, ws, kind)) for kind in (*pruning.KINDS, "drop")]
     steps.append(Step("02", "validation loss of teacher and pruned students", nemo_model.command({"teacher": ws.teacher} | {f"{kind}-pruned": path for kind, path in students.items()}, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
-    steps += [Step("02", f"export the {kind}-pruned student", conversion.command("export", path, ws.exported(f"{kind}-pruned"), report / f"export-{kind}-pruned-logits.json")) for kind, path in students.items()]
+    steps.append(Step("02", "export the pruned students", conversion.command("export", *(conversion.export_job(ws, f"{kind}-pruned", path) for kind, path in students.items()))))
     steps += [Step("03", f"distill: {kind}", distillation.command(profile, ws, kind)) for kind in pruning.KINDS]
-    steps += [Step("04", f"export the best {kind}-distilled checkpoint", conversion.command("export", distillation.run_dir(ws, kind) / "best", ws.exported(f"{kind}-distilled"), report / f"export-{kind}-distilled-logits.json")) for kind in pruning.KINDS]
+    steps.append(Step("04", "export the best distilled checkpoints", conversion.command("export", *(conversion.export_job(ws, f"{kind}-distilled", distillation.run_dir(ws, kind) / "best") for kind in pruning.KINDS))))
     if profile.evaluation.mmlu:
         devices = profile.distill.devices * profile.distill.num_nodes
         steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.exported(label) if label != "teacher" else ws.hf_teacher, report / "mmlu" / label, devices=devices)) for label in ("teacher", "depth-distilled", "width-distilled")]

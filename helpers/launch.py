@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from helpers.errors import refuse
+from helpers.timings import Stopwatch
 
 # Lines that say nothing about the run; they still go to the log file.
 NOISE = re.compile(
@@ -68,7 +69,8 @@ def run(
 ) -> None:
     """Run `command` in the log's folder, printing each shown line as it comes and every line to `log`.
 
-    `on_line` also receives every line as it arrives (a live plot, for example).
+    `on_line` also receives every line as it arrives (a live plot, for example). The command's
+    start-up and work times are appended to the log folder's records (`timings`).
 
     The folder is the working directory so that files NeMo writes relative to it (its default
     `nemo_experiments/` logs) land beside the log, not in the notebooks' folder.
@@ -77,6 +79,7 @@ def run(
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"$ {shlex.join(command)}\n  (full output: {log})", flush=True)
     tail: deque[str] = deque(maxlen=tail_lines)
+    stopwatch = Stopwatch()
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -93,6 +96,7 @@ def run(
             for line in process.stdout:
                 log_file.write(line)
                 tail.append(line)
+                stopwatch.line(line)
                 if show(line):
                     sys.stdout.write(line)
                     sys.stdout.flush()
@@ -104,6 +108,7 @@ def run(
         raise
     if returncode != 0:
         raise CommandFailed(command, returncode, log, "".join(tail))
+    stopwatch.record(log)
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -68,22 +68,28 @@ def execute(notebook: Path, executed: Path, timeout: int | None = None) -> float
 
 def summary(ws: Workspace, seconds: dict[str, float]) -> str:
     """Timings, the comparison table and where everything is, on one screen."""
-    from helpers import comparison, distillation
+    from helpers import comparison, distillation, timings
 
     columns = ["parameters", "non-embedding parameters", "test perplexity", "prefill time / teacher", "decode time / teacher"]
     table = pd.DataFrame(comparison.load(ws)["models"]).set_index("model")[columns]
     table[columns[:2]] = (table[columns[:2]] / 1e6).round(2)
     table = table.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
     kd = distillation.summary(ws)[["val_loss before KD (step 0)", "best val_loss", "best step"]]
-    timings = ", ".join(f"{name[:2]} {value / 60:.1f} min" for name, value in seconds.items())
+    per_notebook = ", ".join(f"{name[:2]} {value / 60:.1f} min" for name, value in seconds.items())
     return "\n".join(
         [
-            f"Series finished in {sum(seconds.values()) / 60:.1f} min ({timings}).",
+            f"Series finished in {sum(seconds.values()) / 60:.1f} min ({per_notebook}).",
             "",
             table.to_string(),
             "",
             "Distillation (validation loss):",
             kd.to_string(),
+            "",
+            "Where the time went: each notebook's commands (start-up until NeMo is imported, then work) and its kernel:",
+            timings.breakdown(ws.logs, seconds).to_string(),
+            "",
+            "Each command (seconds):",
+            timings.commands(ws.logs).to_string(),
             "",
             f"Executed notebooks: {ws.executed}",
             f"Figures:            {ws.figures}",

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
+
+from helpers.launch import is_rank0
+
+# Printed once NeMo is imported (by rank 0): `timings` reads it to tell a command's start-up from its work.
+IMPORTED = "[helpers] NeMo stack imported in {seconds:.1f} s"
 
 
 @cache
@@ -14,6 +20,7 @@ def nemo_llm():
     optional multi-storage client is switched off: every path here is a local file, and its
     file hooks print tracebacks when the interpreter exits.
     """
+    started = time.perf_counter()
     import modelopt.torch.prune  # noqa: F401  (must precede nemo.collections.llm)
     from nemo.collections import llm
 
@@ -21,6 +28,8 @@ def nemo_llm():
 
     cpu_rehearsal.enable()
     megatron_local_files()
+    if is_rank0():
+        print(IMPORTED.format(seconds=time.perf_counter() - started), flush=True)
     return llm
 
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Measure this machine's budgets from a fresh clone: environment from nothing, unit tests, each notebook
-# on the tiny profile (`make run`), and the full `make test`. Prints one line per budget.
-#   scripts/benchmark.sh            all of them (~35 min on 2 CPU cores)
-#   scripts/benchmark.sh --no-test  without `make test`
+# Measure this machine's budgets from a fresh clone: environment from nothing, unit tests, the series
+# (`make run`) on each profile in $PROFILES, and the full `make test`. Prints one line per budget, then,
+# for each series, where its time went: per notebook and per command, start-up (until NeMo is imported)
+# against work.
+#   scripts/benchmark.sh                                   tiny series and make test (~45 min on 2 CPU cores)
+#   scripts/benchmark.sh --no-test                         without make test
+#   PROFILES="tiny smollm2-135m" scripts/benchmark.sh      also the real model's series (~30 min more)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 scratch="$(mktemp -d)"
@@ -22,7 +25,9 @@ timed environment make env
 .venv/bin/python -c "from helpers import cpu_dtype; r = cpu_dtype.report(); print(f'{r}; the tiny teacher trains in {str(cpu_dtype.choose(r)).removeprefix(\"torch.\")}')" 2>/dev/null
 printf 'cores: %s, model: %s\n' "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
 timed unit-tests .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit
-timed make-run make run
-grep -E '^0[1-4]_.*\.ipynb: [0-9]+ s$' "$scratch/make-run.log" | sed 's/^/  /'
+for profile in ${PROFILES:-tiny}; do
+  timed "series-$profile" make run PROFILE="$profile"
+  sed -n '/^Where the time went/,/^$/p; /^Each command/,/^$/p' "$scratch/series-$profile.log" | sed 's/^/  /'
+done
 [[ "${1:-}" == "--no-test" ]] || timed make-test make test
 echo "logs and work directory: $scratch"

@@ -41,7 +41,7 @@ def ws():
 def teacher(ws):
     """SmolLM2-135M as a Hugging Face checkpoint, then imported into NeMo 2 with the logits check."""
     hf = sources.prepare_teacher(PROFILE, ws)
-    check = conversion.convert("import", hf, ws.teacher, report=ws.results / "import-logits.json", log=ws.logs / "import.log")
+    check = conversion.convert("import", {"teacher": conversion.Job(hf, ws.teacher, ws.results / "import-logits.json")}, log=ws.logs / "import.log")["teacher"]
     return hf, check
 
 
@@ -63,11 +63,12 @@ def test_nemo_and_hugging_face_give_a_real_models_perplexity(teacher, ws, tmp_pa
     text = (sources.corpus_dir(ws) / "test.txt").read_text(encoding="utf-8")
     ids = AutoTokenizer.from_pretrained(hf)(text, add_special_tokens=False)["input_ids"]
     windows = np.asarray(ids[: WINDOWS * LENGTH], dtype=np.int64).reshape(WINDOWS, LENGTH)
-    with evaluation.loaded(hf) as model:
-        hf_ppl = math.exp(evaluation.test_loss(model, windows, batch_size=2))
     np.save(tmp_path / "windows.npy", windows)
-    result = subprocess.run([sys.executable, "-c", NEMO_LOSS, str(ws.teacher), str(tmp_path / "windows.npy")], capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    nemo_ppl = math.exp(float(result.stdout.strip().splitlines()[-1]))
+    nemo = subprocess.Popen([sys.executable, "-c", NEMO_LOSS, str(ws.teacher), str(tmp_path / "windows.npy")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with evaluation.loaded(hf) as model:  # while NeMo starts up in its process
+        hf_ppl = math.exp(evaluation.test_loss(model, windows, batch_size=2))
+    stdout, stderr = nemo.communicate(timeout=900)
+    assert nemo.returncode == 0, stderr[-3000:]
+    nemo_ppl = math.exp(float(stdout.strip().splitlines()[-1]))
     assert 10 < hf_ppl < 60, hf_ppl  # a trained model on Wikipedia prose (uniform guessing: 49,152)
     assert abs(nemo_ppl - hf_ppl) / hf_ppl < 0.01, (hf_ppl, nemo_ppl)

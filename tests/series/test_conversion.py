@@ -4,11 +4,12 @@ import json
 
 import pytest
 
-from fresh_process import run_python
+from fresh_process import run_python, run_pythons
 from helpers.conversion import LogitsCheck
 
-# Logits of a NeMo checkpoint against a Hugging Face one on held-out test tokens. With argv[4] ==
-# "drop-norm-fix", the import is redone without the CPU rehearsal's norm-key mapping first.
+# Logits of NeMo checkpoints against Hugging Face ones on held-out test tokens: argv[1] is {label: [nemo, hf]}.
+# With argv[3] == "drop-norm-fix", each import is redone without the CPU rehearsal's norm-key mapping first
+# (in an interpreter of its own: the mapping is applied when NeMo is first imported).
 COMPARE = r"""
 import json, sys, tempfile
 from dataclasses import asdict
@@ -17,35 +18,49 @@ import torch
 from helpers import conversion, cpu_rehearsal
 from helpers.data import token_windows
 
-nemo, hf, data, mode = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+cases, data, mode = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 if mode == "drop-norm-fix":
     cpu_rehearsal.WORKAROUNDS = tuple(w for w in cpu_rehearsal.WORKAROUNDS if w is not cpu_rehearsal._conversion_keeps_norm_weights)
-    nemo = conversion.import_to_nemo(conversion.inspect_hf_checkpoint(hf), Path(tempfile.mkdtemp()) / "teacher-nemo")
 ids = torch.from_numpy(token_windows(data, 64, 2))
-print(json.dumps(asdict(conversion.compare_logits(nemo, hf, ids))))
+checks = {}
+for label, (nemo, hf) in cases.items():
+    if mode == "drop-norm-fix":
+        nemo = conversion.import_to_nemo(conversion.inspect_hf_checkpoint(Path(hf)), Path(tempfile.mkdtemp()) / "teacher-nemo")
+    checks[label] = asdict(conversion.compare_logits(Path(nemo), Path(hf), ids))
+print(json.dumps(checks))
 """
 
 
-def compare(nemo, hf, ws, mode="as-is") -> LogitsCheck:
-    result = run_python(COMPARE, str(nemo), str(hf), str(ws.data_prefix("test")), mode)
-    return LogitsCheck(**json.loads(result.stdout.strip().splitlines()[-1]))
+@pytest.fixture(scope="module")
+def checks(ws) -> dict[str, LogitsCheck]:
+    """Every comparison below, in two interpreters started together: the checkpoints as they are, and a bad import."""
+    as_is = {"teacher": (ws.teacher, ws.hf_teacher)} | {
+        f"{kind}-distilled": ((ws.distill_logs / f"{ws.model_name}-nemo-{kind}-pruned-distill" / "best").resolve(), ws.exported(f"{kind}-distilled"))
+        for kind in ("depth", "width")
+    }
+    for nemo, hf in as_is.values():
+        for path in (nemo, hf):
+            if not path.exists():
+                pytest.fail(f"{path} is missing: notebooks 01-04 have not run in this work directory (`make test` runs all four first)")
+    cases = [({label: [str(nemo), str(hf)] for label, (nemo, hf) in as_is.items()}, "as-is"), ({"dropped-norms": [None, str(ws.hf_teacher)]}, "drop-norm-fix")]
+    results = run_pythons(*((COMPARE, json.dumps(todo), str(ws.data_prefix("test")), mode) for todo, mode in cases))
+    return {label: LogitsCheck(**values) for result in results for label, values in json.loads(result.stdout.strip().splitlines()[-1]).items()}
 
 
-def test_imported_teacher_gives_the_hugging_face_logits(ws, require):
-    check = compare(require(ws.teacher, "01"), require(ws.hf_teacher, "01"), ws)
+def test_imported_teacher_gives_the_hugging_face_logits(checks):
+    check = checks["teacher"]
     assert check.passed and check.max_abs_diff < 1e-3 and check.top1_agreement == 1.0, check
 
 
 @pytest.mark.parametrize("kind", ["depth", "width"])
-def test_exported_distilled_students_give_the_nemo_logits(ws, require, kind):
-    best = require(ws.distill_logs / f"{ws.model_name}-nemo-{kind}-pruned-distill" / "best", "03")
-    check = compare(best.resolve(), require(ws.exported(f"{kind}-distilled"), "04"), ws)
+def test_exported_distilled_students_give_the_nemo_logits(checks, kind):
+    check = checks[f"{kind}-distilled"]
     assert check.passed and check.max_abs_diff < 1e-3, check
 
 
-def test_the_logits_check_catches_norm_weights_dropped_by_the_import(ws, require):
+def test_the_logits_check_catches_norm_weights_dropped_by_the_import(checks):
     """Without Transformer Engine, NeMo's importer silently leaves every norm at 1.0 (see cpu_rehearsal)."""
-    check = compare(None, require(ws.hf_teacher, "01"), ws, mode="drop-norm-fix")
+    check = checks["dropped-norms"]
     assert not check.passed and check.max_abs_diff > 1e-2, check
 
 

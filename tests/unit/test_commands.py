@@ -3,7 +3,10 @@
 import sys
 from pathlib import Path
 
-from helpers import mmlu
+import pytest
+
+from helpers import conversion, mmlu
+from helpers.errors import SettingError
 
 
 def test_mmlu_command_is_five_shot_lm_eval_on_the_hf_checkpoint():
@@ -23,3 +26,17 @@ def test_mmlu_reads_the_accuracy_lm_eval_wrote(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "results_2026.json").write_text('{"results": {"mmlu": {"acc,none": 0.749}}}')
     assert mmlu.accuracy(tmp_path) == 0.749
+
+
+def test_one_conversion_command_carries_several_jobs_in_order():
+    todo = [conversion.Job(Path(f"/nemo/{k}"), Path(f"/hf/{k}"), Path(f"/r/{k}.json")) for k in ("depth", "width")]
+    command = conversion.command("export", *todo, overwrite=True)
+    assert command[:3] == [sys.executable, "-m", "helpers.conversion"]
+    args = conversion.parser().parse_args(command[3:])
+    assert args.direction == "export" and args.overwrite and conversion.jobs(args) == todo
+
+
+def test_a_source_without_its_output_or_report_is_refused():
+    args = conversion.parser().parse_args(["export", "--source", "/a", "--output", "/b", "--report", "/r", "--source", "/c"])
+    with pytest.raises(SettingError, match="--source/--output/--report"):
+        conversion.jobs(args)

@@ -43,15 +43,24 @@ print(json.dumps({"active": active, "changed": sorted(k for k in before.keys() |
 """
 
 
-def probe(cuda: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", PROBE, cuda], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+MACHINES = ("cuda+te", "cuda", "cpu")
 
 
-@pytest.mark.parametrize("cuda", ["cuda+te", "cuda", "cpu"])
-def test_rehearsal_is_inert_in_the_container_refuses_cuda_without_te_and_is_active_on_cpu(cuda):
-    report = probe(cuda)
+@pytest.fixture(scope="module")
+def probes() -> dict[str, dict]:
+    """The probe's report on each machine; the three interpreters start together (each imports NeMo)."""
+    running = {cuda: subprocess.Popen([sys.executable, "-c", PROBE, cuda], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for cuda in MACHINES}
+    reports = {}
+    for cuda, process in running.items():
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+        reports[cuda] = json.loads(stdout.strip().splitlines()[-1])
+    return reports
+
+
+@pytest.mark.parametrize("cuda", MACHINES)
+def test_rehearsal_is_inert_in_the_container_refuses_cuda_without_te_and_is_active_on_cpu(probes, cuda):
+    report = probes[cuda]
     if cuda == "cuda+te":  # the NeMo container: nothing is touched
         assert report == {"active": False, "changed": []}
     elif cuda == "cuda":  # a GPU without Transformer Engine: refused before anything is patched

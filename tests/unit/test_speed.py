@@ -1,11 +1,13 @@
 """The speed procedure: every model once per round, a warm-up before each timed pass, ratios within a round."""
 
+import pytest
 import torch
 
 from helpers import speed
 
 
-def test_rounds_interleave_the_models_and_warm_up_each_visit():
+@pytest.mark.parametrize("warm_every_visit", [True, False])
+def test_rounds_interleave_the_models_after_a_warm_up(warm_every_visit):
     calls = []
 
     def workload(name):
@@ -15,11 +17,13 @@ def test_rounds_interleave_the_models_and_warm_up_each_visit():
 
         return prepare
 
-    times = speed.interleaved({name: workload(name) for name in ("teacher", "a", "b")}, rounds=3, device="cpu")
+    times = speed.interleaved({name: workload(name) for name in ("teacher", "a", "b")}, rounds=3, device="cpu", warm_every_visit=warm_every_visit)
     assert {name: len(seconds) for name, seconds in times.items()} == {"teacher": 3, "a": 3, "b": 3}
-    one_round = [("visit", "teacher"), ("run", "teacher"), ("run", "teacher"), ("visit", "a"), ("run", "a"), ("run", "a"),
-                 ("visit", "b"), ("run", "b"), ("run", "b")]  # fmt: skip
-    assert calls == one_round * 3  # warm-up run, then the timed run, model after model, round after round
+    warm = [("visit", "teacher"), ("run", "teacher"), ("run", "teacher"), ("visit", "a"), ("run", "a"), ("run", "a"),
+            ("visit", "b"), ("run", "b"), ("run", "b")]  # fmt: skip
+    timed = [("visit", "teacher"), ("run", "teacher"), ("visit", "a"), ("run", "a"), ("visit", "b"), ("run", "b")]
+    # a warm-up run, then the timed run, model after model, round after round; without moves, one warm-up each
+    assert calls == (warm * 3 if warm_every_visit else warm + timed * 2)
 
 
 def test_ratios_are_taken_within_each_round():
@@ -45,3 +49,20 @@ def test_measure_reports_prefill_and_decode_for_every_model():
     assert {"prefill ms", "prefill time / teacher", "decode tokens/s", "decode time / teacher"} <= set(table.columns)
     assert table.loc["teacher", "decode time / teacher"] == 1.0 and (table["prefill ms"] > 0).all()
     assert torch.get_num_threads() == threads and "1 thread(s)" in str(settings) and "interleaved" in str(settings)
+
+
+def test_a_re_measurement_agrees_within_the_tolerance_and_keeps_the_ranking():
+    import pandas as pd
+
+    reported = pd.DataFrame({"prefill time / teacher": [1.0, 0.75, 0.95], "decode time / teacher": [1.0, 0.70, 0.90]}, index=["teacher", "depth", "width"])
+    close = reported * [1.0, 1.05]  # decode ratios 5% higher
+    table = speed.agreement(reported, close)
+    assert table["agrees"].all() and table.loc[("decode", "depth"), "difference"] == 0.05
+    assert speed.rank_disagreements(reported, close) == []
+
+    swapped = reported.copy()
+    swapped.loc["depth", "prefill time / teacher"] = 1.2  # depth now slower than the teacher: 60% off, and ranked otherwise
+    assert not speed.agreement(reported, swapped).loc[("prefill", "depth"), "agrees"]
+    problems = speed.rank_disagreements(reported, swapped)
+    assert problems and all(p.startswith("prefill time / teacher") for p in problems)
+    assert any("teacher" in p and "depth" in p for p in problems)

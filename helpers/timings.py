@@ -1,0 +1,72 @@
+"""Where a series' time goes: each launched command's start-up (interpreter, torch and NeMo imports) and work.
+
+`launch.run` times every command it runs with a `Stopwatch`, which watches the command's output for
+the line `stack.nemo_llm` prints once NeMo is imported, and appends one record per finished command
+to the log folder's timings.jsonl. `breakdown` turns those records and the notebooks' own times into
+a table: per notebook, the start-up and the work of its commands, and the time spent in the kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+RECORDS = "timings.jsonl"
+_IMPORTED = re.compile(r"^\[helpers\] NeMo stack imported in ([\d.]+) s")
+
+
+class Stopwatch:
+    """Times one command from the lines it prints: start-up until NeMo is imported, the rest is work."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.startup: float | None = None
+
+    def line(self, line: str) -> None:
+        imported = _IMPORTED.match(line)
+        if not imported:
+            return
+        if self.startup is None:  # the command itself: everything since it was launched
+            self.startup = time.perf_counter() - self.started
+        else:  # a process the command started (a re-save, say) imported NeMo again
+            self.startup += float(imported.group(1))
+
+    def record(self, log: Path) -> None:
+        """Append this command's times to the log folder's records."""
+        total = time.perf_counter() - self.started
+        entry = {"log": log.stem, "startup_s": round(self.startup or 0.0, 1), "total_s": round(total, 1)}
+        with (log.parent / RECORDS).open("a") as records:
+            records.write(json.dumps(entry) + "\n")
+
+
+def commands(log_dir: Path):
+    """One row per finished command (the latest run of each log): its notebook, start-up and work, in seconds."""
+    import pandas as pd
+
+    path = log_dir / RECORDS
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    table = pd.DataFrame(rows, columns=["log", "startup_s", "total_s"]).drop_duplicates("log", keep="last")
+    table["notebook"] = table["log"].str[:2]
+    table["work_s"] = (table["total_s"] - table["startup_s"]).round(1)
+    return table.set_index("log")[["notebook", "startup_s", "work_s", "total_s"]]
+
+
+def breakdown(log_dir: Path, notebook_seconds: dict[str, float]):
+    """Per notebook: seconds in its commands' start-ups, in their work, and in the kernel itself."""
+    import pandas as pd
+
+    per_command = commands(log_dir).groupby("notebook")[["startup_s", "work_s", "total_s"]].sum()
+    rows = {}
+    for name, seconds in notebook_seconds.items():
+        spent = per_command.loc[name[:2]] if name[:2] in per_command.index else pd.Series({"startup_s": 0.0, "work_s": 0.0, "total_s": 0.0})
+        rows[name] = {
+            "start-up (s)": spent["startup_s"],
+            "work (s)": spent["work_s"],
+            "kernel (s)": seconds - spent["total_s"],
+            "notebook (s)": seconds,
+        }
+    table = pd.DataFrame(rows).T.round(0)
+    table.loc["series"] = table.sum()
+    return table

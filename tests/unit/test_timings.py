@@ -1,0 +1,42 @@
+"""Where the time goes: a command's start-up (until NeMo is imported) is told from its work."""
+
+import sys
+
+from helpers import timings
+from helpers.launch import run
+from helpers.stack import IMPORTED
+
+# A command that starts up for 0.4 s, then runs a process that imports NeMo for 0.6 s, then works for 0.4 s.
+COMMAND = f"""
+import time
+time.sleep(0.4)
+print({IMPORTED.format(seconds=0.4)!r}, flush=True)
+time.sleep(0.6)
+print({IMPORTED.format(seconds=0.6)!r}, flush=True)
+time.sleep(0.4)
+"""
+
+
+def test_start_up_lasts_until_nemo_is_imported_and_counts_nested_imports(tmp_path):
+    run([sys.executable, "-c", COMMAND], tmp_path / "02-prune-depth.log")
+    run([sys.executable, "-c", "pass"], tmp_path / "04-mmlu-teacher.log")  # no NeMo: all of it is work
+    table = timings.commands(tmp_path)
+    prune, mmlu = table.loc["02-prune-depth"], table.loc["04-mmlu-teacher"]
+    assert prune["notebook"] == "02" and 1.0 <= prune["startup_s"] < 1.5 and 0.35 <= prune["work_s"] < 0.9
+    assert mmlu["startup_s"] == 0 and mmlu["work_s"] == mmlu["total_s"]
+
+
+def test_breakdown_puts_each_command_under_its_notebook_and_the_rest_in_the_kernel(tmp_path):
+    (tmp_path / timings.RECORDS).write_text(
+        '{"log": "02-prune-depth", "startup_s": 30, "total_s": 100}\n'
+        '{"log": "02-export", "startup_s": 25, "total_s": 60}\n'
+        '{"log": "02-export", "startup_s": 20, "total_s": 50}\n'  # run again: the latest counts
+    )
+    table = timings.breakdown(tmp_path, {"01_model.ipynb": 40.0, "02_pruning.ipynb": 200.0})
+    assert table.loc["02_pruning.ipynb"].tolist() == [50, 100, 50, 200]
+    assert table.loc["01_model.ipynb"].tolist() == [0, 0, 40, 40]
+    assert table.loc["series"].tolist() == [50, 100, 90, 240]
+
+
+def test_the_marker_is_what_the_stack_prints():
+    assert timings._IMPORTED.match(IMPORTED.format(seconds=12.34)).group(1) == "12.3"
