@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import budget, conversion, distill, distillation, mmlu, nemo_model, prune, pruning
+from helpers import conversion, distill, nemo_model, prune
 from helpers.checkpoints import COMPONENTS, Architecture
-from helpers.distill_checks import DistillFacts, check_distill_args
+from helpers.distill import budget
+from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
-from helpers.profiles import Profile
-from helpers.prune_checks import PruneFacts, check_prune_args
+from helpers.evaluate import mmlu
+from helpers.profiles import KINDS, Profile
+from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
 
 HUB_CONFIGS = Path(__file__).parent / "hub_configs"
@@ -71,7 +73,7 @@ def parameter_counts(arch: Architecture, tied_embeddings: bool) -> dict[str, int
 
 
 def student(teacher: Architecture, targets: dict) -> Architecture:
-    """The architecture pruning to `targets` (the flags of `pruning.targets`) leaves."""
+    """The architecture pruning to `targets` (the flags of `prune.targets`) leaves."""
     if "drop_layers" in targets:
         return replace(teacher, num_layers=teacher.num_layers - len(targets["drop_layers"]))
     return replace(teacher, **{name.removeprefix("target_"): value for name, value in targets.items()})
@@ -87,13 +89,13 @@ class Step:
 def commands(profile: Profile, ws: Workspace) -> list[Step]:
     """Every command the four notebooks launch for `profile`, built by the functions they call."""
     report = ws.results
-    students = {kind: ws.pruned(kind) for kind in pruning.KINDS}
+    students = {kind: ws.pruned(kind) for kind in KINDS}
     steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", conversion.Job(ws.hf_teacher, ws.teacher, report / "import-logits.json")))]
-    steps += [Step("02", f"prune: {kind}", pruning.command(profile, ws, kind)) for kind in (*pruning.KINDS, "drop")]
+    steps += [Step("02", f"prune: {kind}", prune.command(profile, ws, kind)) for kind in (*KINDS, "drop")]
     steps.append(Step("02", "validation loss of teacher and pruned students", nemo_model.command({"teacher": ws.teacher} | {f"{kind}-pruned": path for kind, path in students.items()}, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
     steps.append(Step("02", "export the pruned students", conversion.command("export", *(conversion.export_job(ws, f"{kind}-pruned", path) for kind, path in students.items()))))
-    steps += [Step("03", f"distill: {kind}", distillation.command(profile, ws, kind)) for kind in pruning.KINDS]
-    steps.append(Step("04", "export the best distilled checkpoints", conversion.command("export", *(conversion.export_job(ws, f"{kind}-distilled", distillation.run_dir(ws, kind) / "best") for kind in pruning.KINDS))))
+    steps += [Step("03", f"distill: {kind}", distill.command(profile, ws, kind)) for kind in KINDS]
+    steps.append(Step("04", "export the best distilled checkpoints", conversion.command("export", *(conversion.export_job(ws, f"{kind}-distilled", distill.run_dir(ws, kind) / "best") for kind in KINDS))))
     if profile.evaluation.mmlu:
         devices = profile.distill.devices * profile.distill.num_nodes
         steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.exported(label) if label != "teacher" else ws.hf_teacher, report / "mmlu" / label, devices=devices)) for label in ("teacher", "depth-distilled", "width-distilled")]
@@ -107,13 +109,13 @@ def _entry_arguments(command: list[str], module: str) -> list[str]:
 def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Problem]:
     """Validate the pruning and distillation commands with the entry points' own rules, as on the planned machine."""
     problems: list[Problem] = []
-    for kind in (*pruning.KINDS, "drop"):
-        args = prune.parser().parse_args(_entry_arguments(pruning.command(profile, ws, kind), "helpers.prune"))
+    for kind in (*KINDS, "drop"):
+        args = prune.parser().parse_args(_entry_arguments(prune.command(profile, ws, kind), "helpers.prune"))
         problems += _problems(lambda: check_prune_args(args, PruneFacts(source=teacher.arch)), f"prune {kind}")
     teacher_size = parameter_counts(teacher.arch, teacher.tied_embeddings)["total"]
-    for kind in pruning.KINDS:
-        args = distill.parser().parse_args(_entry_arguments(distillation.command(profile, ws, kind), "helpers.distill"))
-        arch = student(teacher.arch, pruning.targets(profile, kind))
+    for kind in KINDS:
+        args = distill.parser().parse_args(_entry_arguments(distill.command(profile, ws, kind), "helpers.distill"))
+        arch = student(teacher.arch, prune.targets(profile, kind))
         facts = DistillFacts(
             student=arch,
             teacher=teacher.arch,
@@ -143,7 +145,7 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
     if not profile.model.hf_id:
         raise refuse("--profile", f"{profile.name} builds its teacher on this machine: there is nothing to plan", "dry-run a full profile (qwen3-1.7b, qwen3-8b)")
     teacher = published_teacher(profile.model.hf_id)
-    archs = {"teacher": teacher.arch} | {f"{kind}-pruned": student(teacher.arch, pruning.targets(profile, kind)) for kind in (*pruning.KINDS, "drop")}
+    archs = {"teacher": teacher.arch} | {f"{kind}-pruned": student(teacher.arch, prune.targets(profile, kind)) for kind in (*KINDS, "drop")}
     sizes = pd.DataFrame({name: parameter_counts(arch, teacher.tied_embeddings) for name, arch in archs.items()}) / 1e9
     problems = check_commands(profile, ws, teacher)
     kd = budget.plan(profile.distill, profile.data.seq_length)
@@ -162,17 +164,17 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
         gpu = profile.gpu
         teacher_shape = shape(teacher.arch, teacher.tied_embeddings)
         memory = {}
-        for kind in pruning.KINDS:
+        for kind in KINDS:
             memory[kind] = budget.memory_per_device(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, profile.distill, profile.data.seq_length)
             total = memory[kind].loc["total", "GB"]
             if total > GPU_HEADROOM * gpu.memory_gb:
                 problems.append(Problem(f"distill {kind}: --mbs", f"~{total:.0f} GB per GPU, over {GPU_HEADROOM:.0%} of the {gpu.name}'s {gpu.memory_gb:g} GB", "lower --mbs (keep --gbs: more micro-batches per step) or add tensor parallelism"))
         sections.append(f"Memory per GPU during distillation (GB; {gpu.name}, {gpu.memory_gb:g} GB):")
         sections.append(pd.DataFrame({kind: table["GB"] for kind, table in memory.items()}).to_string())
-        for kind in pruning.KINDS:
+        for kind in KINDS:
             time = budget.time_estimate(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, kd, profile.distill, gpu.bf16_tflops, MFU)
             sections.append(f"Time, distilling {kind}: {time['seconds per step']} s per step, {time['training time (excluding validation and checkpoints)']} of training ({time['assumed throughput']}).")
-    students = {kind: int(sizes.loc["total", f"{kind}-pruned"] * 1e9) for kind in pruning.KINDS}
+    students = {kind: int(sizes.loc["total", f"{kind}-pruned"] * 1e9) for kind in KINDS}
     sections.append("Disk in the work directory (GB):")
     sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB).to_string())
     sections.append("Problems:\n" + "\n".join(str(p) for p in problems) if problems else "No problems found: every command passes the checks its entry point applies.")

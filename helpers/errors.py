@@ -33,3 +33,8 @@ def raise_if_any(problems: list[Problem]) -> None:
     """Report every problem at once, so a user fixes them in one go instead of one per launch."""
     if problems:
         raise SettingError(*problems)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an argparse destination: `--name`."""
+    return f"--{name}"

@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from helpers.checkpoints import require_nemo_checkpoint
-    from helpers.data import token_windows
+    from helpers.data.indexed import token_windows
     from helpers.errors import SettingError
 
     args = parser().parse_args(argv)

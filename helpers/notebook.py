@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import checkpoints, cpu_rehearsal
+from helpers import checkpoints, rehearsal
 from helpers.profiles import Profile, get_profile
 from helpers.workspace import Workspace, open_workspace
 
@@ -30,7 +30,7 @@ class Session:
 
 def start(profile_name: str, workdir: str) -> Session:
     """Resolve the profile and the work directory (environment variables win) and say what they are."""
-    cpu_rehearsal.require_supported_machine()
+    rehearsal.require_supported_machine()
     profile = get_profile(profile_name)
     ws = open_workspace(profile.name, profile.model.name, workdir)
     print(f"Profile {profile.name!r}: {profile.summary}")

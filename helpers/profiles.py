@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from helpers.errors import refuse
 
 PROFILE_ENV = "TUTORIAL_PROFILE"
+KINDS = ("depth", "width")  # the two students every profile makes, and every later notebook follows
 DEFAULT_PROFILE = "smollm2-135m"
 
 

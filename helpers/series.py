@@ -68,13 +68,14 @@ def execute(notebook: Path, executed: Path, timeout: int | None = None) -> float
 
 def summary(ws: Workspace, seconds: dict[str, float]) -> str:
     """Timings, the comparison table and where everything is, on one screen."""
-    from helpers import comparison, distillation, timings
+    from helpers import distill, timings
+    from helpers.evaluate import comparison
 
     columns = ["parameters", "non-embedding parameters", "test perplexity", "prefill time / teacher", "decode time / teacher"]
     table = pd.DataFrame(comparison.load(ws)["models"]).set_index("model")[columns]
     table[columns[:2]] = (table[columns[:2]] / 1e6).round(2)
     table = table.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
-    kd = distillation.summary(ws)[["val_loss before KD (step 0)", "best val_loss", "best step"]]
+    kd = distill.summary(ws)[["val_loss before KD (step 0)", "best val_loss", "best step"]]
     per_notebook = ", ".join(f"{name[:2]} {value / 60:.1f} min" for name, value in seconds.items())
     return "\n".join(
         [

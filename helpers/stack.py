@@ -24,9 +24,9 @@ def nemo_llm():
     import modelopt.torch.prune  # noqa: F401  (must precede nemo.collections.llm)
     from nemo.collections import llm
 
-    from helpers import cpu_rehearsal
+    from helpers import rehearsal
 
-    cpu_rehearsal.enable()
+    rehearsal.enable()
     megatron_local_files()
     if is_rank0():
         print(IMPORTED.format(seconds=time.perf_counter() - started), flush=True)

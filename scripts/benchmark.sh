@@ -22,7 +22,7 @@ timed() {  # timed <label> <command...>: run quietly, log to $scratch/<label>.lo
 
 timed environment make env
 # Every time below depends on the CPU: bf16 is ~24x slower where it is emulated (no AVX512-BF16 / AMX).
-.venv/bin/python -c "from helpers import cpu_dtype; r = cpu_dtype.report(); print(f'{r}; the tiny teacher trains in {str(cpu_dtype.choose(r)).removeprefix(\"torch.\")}')" 2>/dev/null
+.venv/bin/python -c "from helpers.data import cpu_dtype; r = cpu_dtype.report(); print(f'{r}; the tiny teacher trains in {str(cpu_dtype.choose(r)).removeprefix(\"torch.\")}')" 2>/dev/null
 printf 'cores: %s, model: %s\n' "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
 timed unit-tests .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit
 for profile in ${PROFILES:-tiny}; do

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import conversion, evaluation, sources
+from helpers import conversion, hf_model
+from helpers.data import sources
+from helpers.evaluate import perplexity
 from helpers.profiles import PROFILES
 from helpers.workspace import Workspace
 
@@ -65,8 +67,8 @@ def test_nemo_and_hugging_face_give_a_real_models_perplexity(teacher, ws, tmp_pa
     windows = np.asarray(ids[: WINDOWS * LENGTH], dtype=np.int64).reshape(WINDOWS, LENGTH)
     np.save(tmp_path / "windows.npy", windows)
     nemo = subprocess.Popen([sys.executable, "-c", NEMO_LOSS, str(ws.teacher), str(tmp_path / "windows.npy")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with evaluation.loaded(hf) as model:  # while NeMo starts up in its process
-        hf_ppl = math.exp(evaluation.test_loss(model, windows, batch_size=2))
+    with hf_model.loaded(hf) as model:  # while NeMo starts up in its process
+        hf_ppl = math.exp(perplexity.test_loss(model, windows, batch_size=2))
     stdout, stderr = nemo.communicate(timeout=900)
     assert nemo.returncode == 0, stderr[-3000:]
     nemo_ppl = math.exp(float(stdout.strip().splitlines()[-1]))

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from helpers import comparison
+from helpers.evaluate import comparison
 
 
 @pytest.fixture(scope="module")

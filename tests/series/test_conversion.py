@@ -3,9 +3,9 @@
 import json
 
 import pytest
-
 from fresh_process import run_python, run_pythons
-from helpers.conversion import LogitsCheck
+
+from helpers.conversion.logits import LogitsCheck
 
 # Logits of NeMo checkpoints against Hugging Face ones on held-out test tokens: argv[1] is {label: [nemo, hf]}.
 # With argv[3] == "drop-norm-fix", each import is redone without the CPU rehearsal's norm-key mapping first
@@ -15,12 +15,12 @@ import json, sys, tempfile
 from dataclasses import asdict
 from pathlib import Path
 import torch
-from helpers import conversion, cpu_rehearsal
-from helpers.data import token_windows
+from helpers import conversion, rehearsal
+from helpers.data.indexed import token_windows
 
 cases, data, mode = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 if mode == "drop-norm-fix":
-    cpu_rehearsal.WORKAROUNDS = tuple(w for w in cpu_rehearsal.WORKAROUNDS if w is not cpu_rehearsal._conversion_keeps_norm_weights)
+    rehearsal.WORKAROUNDS = tuple(w for w in rehearsal.WORKAROUNDS if w is not rehearsal.nemo.conversion_keeps_norm_weights)
 ids = torch.from_numpy(token_windows(data, 64, 2))
 checks = {}
 for label, (nemo, hf) in cases.items():
@@ -59,7 +59,7 @@ def test_exported_distilled_students_give_the_nemo_logits(checks, kind):
 
 
 def test_the_logits_check_catches_norm_weights_dropped_by_the_import(checks):
-    """Without Transformer Engine, NeMo's importer silently leaves every norm at 1.0 (see cpu_rehearsal)."""
+    """Without Transformer Engine, NeMo's importer silently leaves every norm at 1.0 (see helpers/rehearsal/nemo.py)."""
     check = checks["dropped-norms"]
     assert not check.passed and check.max_abs_diff > 1e-2, check
 
@@ -72,8 +72,8 @@ import json, sys
 from dataclasses import asdict
 import torch
 from transformers import AutoModelForCausalLM
-from helpers.conversion import judge
-from helpers.data import token_windows
+from helpers.conversion.logits import judge
+from helpers.data.indexed import token_windows
 
 hf, data = sys.argv[1], sys.argv[2]
 ids = torch.from_numpy(token_windows(data, 128, 1))

@@ -7,15 +7,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import distillation, events, runs
-from helpers.budget import plan
+from helpers import distill, events
+from helpers.distill import runs
+from helpers.distill.budget import plan
 from helpers.launch import child_env, run, torchrun
-from helpers.pruning import KINDS
+from helpers.profiles import KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_distillation_lowers_the_students_validation_loss(profile, ws, require, kind):
-    run_dir = require(distillation.run_dir(ws, kind) / "best.json", "03").parent
+    run_dir = require(distill.run_dir(ws, kind) / "best.json", "03").parent
     val = events.series(run_dir, "val_loss")
     kd = plan(profile.distill, profile.data.seq_length)
     assert list(val.index) == list(range(0, kd.max_steps + 1, kd.interval))  # before training, then every interval
@@ -26,7 +27,7 @@ def test_distillation_lowers_the_students_validation_loss(profile, ws, require, 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_best_checkpoint_holds_the_weights_that_scored_best(ws, require, kind):
-    run_dir = distillation.run_dir(ws, kind)
+    run_dir = distill.run_dir(ws, kind)
     best = runs.best(require(run_dir / "best.json", "03").parent)
     val = events.series(run_dir, "val_loss").drop(index=0)  # step 0 is the pruned student: no checkpoint
     assert best["step"] == int(val.idxmin()) and best["val_loss"] == pytest.approx(val.min(), abs=1e-4)
@@ -44,11 +45,11 @@ def first_step(event_file) -> int:
 def test_a_killed_run_resumes_from_its_last_checkpoint(profile, ws, require, tmp_path):
     require(ws.pruned("depth"), "02")
     settings = {"--log_dir": str(tmp_path / "runs"), "--max_steps": "4", "--val_check_interval": "2", "--warmup_steps": "2", "--log_interval": "1"}
-    flags = distillation.flags(profile, ws, "depth")
+    flags = distill.flags(profile, ws, "depth")
     for flag, value in settings.items():
         flags[flags.index(flag) + 1] = value
     command = torchrun(profile.distill.devices, "helpers.distill", *flags)
-    run_dir = tmp_path / "runs" / distillation.run_name(ws, "depth")
+    run_dir = tmp_path / "runs" / distill.run_name(ws, "depth")
 
     with (tmp_path / "first.log").open("w") as log:
         first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True)

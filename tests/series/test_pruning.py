@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import torch
 
-from helpers import importance
 from helpers.checkpoints import architecture, weight_shapes
+from helpers.prune import importance
 
 
 def test_depth_pruned_student_has_the_target_layers(profile, ws, require):
@@ -79,11 +79,11 @@ def test_a_target_modelopt_cannot_honour_is_refused_before_loading(profile, ws, 
 
 def test_the_dry_runs_arithmetic_matches_the_real_checkpoints(profile, ws, require):
     """The parameter counts and student shapes the full-profile dry run derives, checked on the tiny run's weights."""
-    from helpers import dry_run, pruning
+    from helpers import dry_run, prune
     from helpers.checkpoints import parameter_counts
 
     teacher = architecture(require(ws.teacher, "01"))
     for name, path in {"teacher": ws.teacher, "depth": ws.pruned("depth"), "width": ws.pruned("width")}.items():
-        planned = teacher if name == "teacher" else dry_run.student(teacher, pruning.targets(profile, name))
+        planned = teacher if name == "teacher" else dry_run.student(teacher, prune.targets(profile, name))
         assert architecture(require(path, "02")) == planned
         assert dry_run.parameter_counts(planned, tied_embeddings=False) == parameter_counts(path)

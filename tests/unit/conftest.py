@@ -1,7 +1,6 @@
 import dataclasses
 
 import pytest
-
 from fakes import TINY, megatron_data, nemo_checkpoint
 
 

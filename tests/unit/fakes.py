@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-
 from archs import TEACHERS
+
 from helpers.checkpoints import Architecture
 
 TINY = dataclasses.replace(TEACHERS["tiny"], vocab_size=1024)  # the tiny Qwen3's shapes, a small vocabulary

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import distillation, dry_run, pruning
+from helpers import distill, dry_run, prune
 from helpers.profiles import PROFILES
 from helpers.workspace import Workspace
 
@@ -70,8 +70,8 @@ def same_value(a: str, b: str) -> bool:
 def ours(kind: str) -> list[str]:
     profile = PROFILES["qwen3-8b"]
     if kind.startswith("distill"):
-        return distillation.command(profile, WS, kind.split()[1])
-    return pruning.command(profile, WS, kind)
+        return distill.command(profile, WS, kind.split()[1])
+    return prune.command(profile, WS, kind)
 
 
 @pytest.mark.parametrize("kind", REFERENCE)
@@ -100,7 +100,7 @@ def test_dry_run_plans_the_full_profile_without_problems(name):
 
 def test_qwen3_8b_and_its_students_have_the_published_sizes():
     teacher = dry_run.published_teacher("Qwen/Qwen3-8B")
-    sizes = {kind: dry_run.parameter_counts(dry_run.student(teacher.arch, pruning.targets(PROFILES["qwen3-8b"], kind)), False)["total"]
+    sizes = {kind: dry_run.parameter_counts(dry_run.student(teacher.arch, prune.targets(PROFILES["qwen3-8b"], kind)), False)["total"]
              for kind in ("depth", "width", "drop")}  # fmt: skip
     assert round(dry_run.parameter_counts(teacher.arch, False)["total"] / 1e9, 1) == 8.2
     assert all(5.8e9 < size < 6.1e9 for size in sizes.values()), sizes

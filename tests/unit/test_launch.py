@@ -7,19 +7,19 @@ import textwrap
 import pytest
 
 # Rank 0 removes the old run slowly; every rank then reports what it sees. Without the rendezvous
-# in `distill.prepare`, rank 1 would look while the old run is still there.
+# in `helpers.distill.cli.prepare`, rank 1 would look while the old run is still there.
 WORKER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from helpers import distill
+    from helpers.distill import cli
 
     log_dir = Path(sys.argv[1])
-    args = distill.parser().parse_args(["--name", "run", "--model_path", "s", "--teacher_path", "t", "--log_dir", str(log_dir),
+    args = cli.parser().parse_args(["--name", "run", "--model_path", "s", "--teacher_path", "t", "--log_dir", str(log_dir),
                                         "--max_steps", "4", "--gbs", "4", "--mbs", "2", "--seq_length", "8", "--overwrite"])
-    remove = distill.remove
-    distill.remove = lambda path: (time.sleep(3), remove(path))
-    distill.prepare(args)
+    remove = cli.remove
+    cli.remove = lambda path: (time.sleep(3), remove(path))
+    cli.prepare(args)
     print(f"rank {os.environ['RANK']}: old run present {(log_dir / 'run' / 'old-checkpoint').exists()}, "
           f"settings recorded {(log_dir / 'run' / 'run.json').exists()}", flush=True)
     """
@@ -41,7 +41,8 @@ def test_other_ranks_wait_for_rank0s_clean_up(tmp_path):
 
 def test_test_windows_are_clamped_to_what_the_split_holds(tmp_path, capsys):
     from fakes import megatron_data
-    from helpers.data import token_windows
+
+    from helpers.data.indexed import token_windows
 
     prefix = megatron_data(tmp_path / "test_text_document")  # 10 documents of 40 tokens
     windows = token_windows(prefix, 64, 10)

@@ -1,9 +1,9 @@
 import dataclasses
 
 import pytest
-
 from archs import TEACHERS
-from helpers.budget import ModelShape, memory_per_device, plan
+
+from helpers.distill.budget import ModelShape, memory_per_device, plan
 from helpers.errors import SettingError
 from helpers.profiles import PROFILES, get_profile
 

@@ -1,0 +1,5 @@
+import sys
+
+from helpers.conversion.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from helpers.distill.cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""Notebook 03's steps: the `helpers.distill` commands a profile implies, checked, launched and read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import events
+from helpers.distill import cli, runs
+from helpers.distill.budget import memory_per_device, model_shape, plan
+from helpers.distill.live import LiveCurves
+from helpers.launch import run, torchrun
+from helpers.plots import color
+from helpers.profiles import KINDS, Profile
+from helpers.workspace import Workspace
+
+CURVES = ("reduced_train_loss", "val_loss")
+
+
+def run_name(ws: Workspace, kind: str) -> str:
+    return f"{ws.model_name}-nemo-{kind}-pruned-distill"
+
+
+def run_dir(ws: Workspace, kind: str) -> Path:
+    return ws.distill_logs / run_name(ws, kind)
+
+
+def flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = None, overwrite: bool = False) -> list[str]:
+    """Command-line flags of `helpers.distill` (those of NeMo's gpt_train.py) for one student."""
+    settings, kd = profile.distill, plan(profile.distill, profile.data.seq_length)
+    args: list[object] = [
+        "--name", run_name(ws, kind), "--devices", settings.devices, "--num_nodes", settings.num_nodes,
+        "--tp_size", settings.tp_size, "--pp_size", settings.pp_size, "--cp_size", settings.cp_size,
+        "--model_path", ws.pruned(kind), "--teacher_path", ws.teacher, "--legacy_ckpt", "--precision", settings.precision,
+        "--log_dir", ws.distill_logs, "--max_steps", kd.max_steps, "--warmup_steps", kd.interval,
+        "--gbs", kd.gbs, "--mbs", settings.mbs, "--lr", settings.lr, "--min_lr", settings.min_lr,
+        "--seq_length", kd.seq_length, "--log_interval", kd.interval, "--val_check_interval", kd.interval,
+        "--limit_val_batches", kd.limit_val_batches, "--data_paths", ws.data_prefix("train"),
+        "--index_mapping_dir", ws.index_mapping_dir, "--num_workers", settings.num_workers,
+    ]  # fmt: skip
+    if kd_config:
+        args += ["--kd_config", kd_config]
+    if overwrite:
+        args.append("--overwrite")
+    return [str(a) for a in args]
+
+
+def command(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = None, overwrite: bool = False) -> list[str]:
+    return torchrun(profile.distill.devices, "helpers.distill", *flags(profile, ws, kind, kd_config, overwrite))
+
+
+def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> dict:
+    """Check the settings, then distill with torchrun (resuming an interrupted run); return the best checkpoint."""
+    state = cli.check(cli.parser().parse_args(flags(profile, ws, kind, overwrite=overwrite)))
+    print(f"{run_name(ws, kind)}: {state}.")
+    if state.status == "finished":
+        return runs.record_best(run_dir(ws, kind))
+    curves = LiveCurves(f"distilling the {kind}-pruned student", color=color(kind))
+    try:
+        run(command(profile, ws, kind, overwrite=overwrite), ws.logs / f"03-distill-{kind}.log", on_line=curves)
+    finally:
+        curves.finish()  # the figure stays in the cell, also when the run failed
+    return runs.best(run_dir(ws, kind))
+
+
+def curves(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+    """Training and validation loss of each run by step (steps completed), read from the event files."""
+    frames = []
+    for kind in kinds:
+        table = events.scalars(run_dir(ws, kind))
+        table = table[table["tag"].isin(CURVES)].assign(student=kind)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def summary(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+    """Per student: validation loss before and after distillation, and the best checkpoint."""
+    rows = {}
+    for kind in kinds:
+        val = events.series(run_dir(ws, kind), "val_loss")
+        best = runs.best(run_dir(ws, kind))
+        rows[f"{kind}-pruned"] = {
+            "val_loss before KD (step 0)": round(float(val.loc[0]), 4),
+            "last val_loss": round(float(val.iloc[-1]), 4),
+            "last validation step": int(val.index[-1]),
+            "best val_loss": best["val_loss"],
+            "best step": best["step"],
+            "best checkpoint": Path(best["checkpoint"]).name,
+        }
+    return pd.DataFrame(rows).T
+
+
+def step_seconds(ws: Workspace, kinds=KINDS) -> dict[str, float]:
+    """Median measured seconds per training step of each run."""
+    return {kind: round(float(events.series(run_dir(ws, kind), "train_step_timing in s").median()), 2) for kind in kinds}
+
+
+def memory_estimates(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+    """Estimated memory per device (GB) of distilling each student, item by item."""
+    teacher = model_shape(ws.teacher)
+    tables = {kind: memory_per_device(model_shape(ws.pruned(kind)), teacher, profile.distill, profile.data.seq_length) for kind in kinds}
+    return pd.DataFrame({kind: table["GB"] for kind, table in tables.items()}).rename_axis("GB per device")
+
+
+def memory_measured(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+    """The estimate beside what each run measured: its largest rank's peak over that rank's memory before the models were built."""
+    estimates = memory_estimates(profile, ws, kinds).loc["total"]
+    rows = {}
+    for kind in kinds:
+        ranks = runs.memory(run_dir(ws, kind))
+        grown = max(rank["peak_gb"] - rank["baseline_gb"] for rank in ranks)
+        rows[kind] = {"device": ranks[0]["device"], "estimated GB": estimates[kind], "measured GB": round(grown, 2), "estimate / measured": round(estimates[kind] / grown, 2)}
+    return pd.DataFrame(rows).T

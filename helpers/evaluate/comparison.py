@@ -1,0 +1,123 @@
+"""Notebook 04's steps: export the best students, then measure all five models side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import conversion, distill, hf_model
+from helpers.checkpoints import is_hf_checkpoint
+from helpers.data.indexed import token_windows
+from helpers.distill import runs
+from helpers.evaluate import perplexity, speed
+from helpers.profiles import KINDS, Profile
+from helpers.workspace import Workspace
+
+MODELS = ("teacher", "depth-pruned", "depth-distilled", "width-pruned", "width-distilled")
+RESULTS = "comparison"
+
+
+def hf_checkpoints(ws: Workspace) -> dict[str, Path]:
+    """The Hugging Face checkpoint of each compared model."""
+    return {"teacher": ws.hf_teacher} | {f"{kind}-{stage}": ws.exported(f"{kind}-{stage}") for kind in KINDS for stage in ("pruned", "distilled")}
+
+
+def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, conversion.LogitsCheck]:
+    """Export each student to Hugging Face (the best distilled checkpoint, and the pruned one if notebook 02 did not)."""
+    sources = {}
+    for kind in KINDS:
+        sources[f"{kind}-distilled"] = Path(runs.best(distill.run_dir(ws, kind))["checkpoint"])
+        if overwrite or not is_hf_checkpoint(ws.exported(f"{kind}-pruned")):  # else exported and checked in notebook 02
+            sources[f"{kind}-pruned"] = ws.pruned(kind)
+    return conversion.export(ws, sources, ws.logs / "04-export.log", overwrite=overwrite)
+
+
+def test_windows(profile: Profile, ws: Workspace):
+    """The held-out tokens every model is scored on: the start of the test split, in windows of the sequence length."""
+    length = profile.evaluation.seq_length
+    return token_windows(ws.data_prefix("test"), length, profile.evaluation.ppl_windows)
+
+
+def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
+    """Evaluate the five models on identical tokens and settings, then their speed together; save the table as JSON and CSV."""
+    from transformers import AutoTokenizer
+
+    settings = profile.evaluation
+    windows = test_windows(profile, ws)
+    tokenizer = AutoTokenizer.from_pretrained(ws.hf_teacher)
+    rows = {}
+    for label, path in hf_checkpoints(ws).items():
+        rows[label] = perplexity.evaluate(path, windows, tokenizer, batch_size=settings.batch_size, prompt=settings.prompt, max_new_tokens=settings.max_new_tokens)
+        print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}")
+    for kind in KINDS:
+        rows[f"{kind}-distilled"]["best KD val_loss"] = runs.best(distill.run_dir(ws, kind))["val_loss"]
+    timing = speed_settings(profile, ws)
+    print(f"Speed: {timing}")
+    speeds = measure_speed(ws, timing)
+    table = pd.concat([pd.DataFrame(rows).T, speeds], axis=1).rename_axis("model")
+    save(table, ws, tokens=int(windows.size), device=hf_model.device(), profile=profile.name, speed=str(timing))
+    return table
+
+
+def speed_settings(profile: Profile, ws: Workspace) -> speed.SpeedSettings:
+    """What the speed measurement runs: the evaluation batch, the generation length, the teacher's dtype, this machine's threads."""
+    import torch
+
+    settings = profile.evaluation
+    dtype = json.loads((ws.hf_teacher / "config.json").read_text()).get("torch_dtype", "float32")
+    return speed.SpeedSettings(
+        batch_size=settings.batch_size, seq_length=settings.seq_length, decode_tokens=settings.max_new_tokens,
+        rounds=settings.speed_rounds, device=hf_model.device(), dtype=dtype, threads=torch.get_num_threads(),
+    )  # fmt: skip
+
+
+def measure_speed(ws: Workspace, settings: speed.SpeedSettings) -> pd.DataFrame:
+    """Prefill and decode speed of the five models, loaded together and measured in interleaved rounds."""
+    from transformers import AutoModelForCausalLM
+
+    models = {label: AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").eval() for label, path in hf_checkpoints(ws).items()}
+    return speed.measure(models, "teacher", settings)
+
+
+def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:
+    ws.results.mkdir(parents=True, exist_ok=True)
+    table.to_csv(ws.results / f"{RESULTS}.csv")
+    records = json.loads(table.reset_index().to_json(orient="records"))
+    (ws.results / f"{RESULTS}.json").write_text(json.dumps({**metadata, "models": records}, indent=2))
+
+
+def load(ws: Workspace) -> dict:
+    """The saved comparison: {"profile", "tokens", "device", "models": [one record per model]}."""
+    return json.loads((ws.results / f"{RESULTS}.json").read_text())
+
+
+def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd.DataFrame:
+    """Add MMLU accuracies to the table and re-save it."""
+    table = table.assign(**{"MMLU (5-shot)": pd.Series(scores)})
+    metadata = {k: v for k, v in load(ws).items() if k != "models"}
+    save(table, ws, **metadata)
+    return table
+
+
+def findings(table: pd.DataFrame) -> str:
+    """What this run's comparison shows, in its own numbers: what each cut cost, what distillation won back, depth vs width."""
+    loss, ppl, params = table["test loss"].astype(float), table["test perplexity"].astype(float), table["parameters"].astype(float)
+    lines = []
+    for kind in KINDS:
+        cost = loss[f"{kind}-pruned"] - loss["teacher"]
+        won = loss[f"{kind}-pruned"] - loss[f"{kind}-distilled"]
+        lines.append(
+            f"{kind}: pruning to {params[f'{kind}-pruned'] / params['teacher']:.0%} of the parameters cost {cost:+.3f} nats "
+            f"(perplexity {ppl['teacher']:.1f} -> {ppl[f'{kind}-pruned']:.1f}); distillation won back {won:.3f} nats, "
+            f"{won / cost:.0%} of it (perplexity {ppl[f'{kind}-distilled']:.1f})."
+        )
+    depth, width = (f"{kind}-distilled" for kind in KINDS)
+    better = depth if loss[depth] < loss[width] else width
+    lines.append(
+        f"Depth vs width at {params[depth] / 1e6:.1f}M vs {params[width] / 1e6:.1f}M parameters: {better} has the lower perplexity "
+        f"({ppl[depth]:.1f} vs {ppl[width]:.1f}); time relative to the teacher, prefill {table.loc[depth, 'prefill time / teacher']:.2f} vs "
+        f"{table.loc[width, 'prefill time / teacher']:.2f}, decode {table.loc[depth, 'decode time / teacher']:.2f} vs {table.loc[width, 'decode time / teacher']:.2f}."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,5 @@
+import sys
+
+from helpers.prune.cli import main
+
+sys.exit(main())

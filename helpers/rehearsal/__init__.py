@@ -1,0 +1,74 @@
+"""Run the NeMo 2 / Megatron-Core / ModelOpt calls of this tutorial on a machine without CUDA.
+
+Every workaround the CPU rehearsal needs lives in this folder, one module per library it patches
+(`pytorch`, `megatron`, `nemo`, `modelopt`). Each one names the upstream file:line it works around
+(NeMo 2.5.3, Megatron-Core 0.14.0, ModelOpt 0.35.1) and the symptom it avoids. `enable()` applies
+them only when CUDA is absent; on a GPU it returns without touching anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from helpers.errors import refuse
+from helpers.rehearsal import megatron, modelopt, nemo, pytorch
+from helpers.rehearsal.nemo import config_fields
+
+__all__ = ["WORKAROUNDS", "accelerator", "config_fields", "enable", "have_transformer_engine", "require_supported_machine"]
+
+_applied = False
+
+WORKAROUNDS = (
+    pytorch.cuda_calls_on_cpu,
+    megatron.rng_tracker_on_cpu,
+    pytorch.tensor_cuda_is_identity,
+    nemo.checkpoint_load_without_cuda,
+    megatron.optimizer_accepts_cpu_params,
+    megatron.no_empty_timer_gather,
+    megatron.resume_without_transformer_engine,
+    nemo.conversion_keeps_norm_weights,
+    nemo.modelopt_restore_on_cpu,
+    modelopt.minitron_knows_rmsnorm,
+    nemo.llama_import_without_fusions,
+)
+
+
+def accelerator() -> str:
+    """The Lightning accelerator of the trainers this series builds: GPUs, or the CPU rehearsal."""
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def have_transformer_engine() -> bool:
+    return importlib.util.find_spec("transformer_engine") is not None
+
+
+def require_supported_machine() -> None:
+    """Refuse a GPU without Transformer Engine: neither the container's path nor the CPU rehearsal.
+
+    Without TE, nemo/collections/llm/gpt/model/base.py builds Megatron's local layer spec, whose norms
+    the importers' TE names (qwen3.py:211-224, llama.py's equivalents) do not reach: the import leaves
+    every norm weight at 1.0 without an error. The rehearsal's fix for that is keyed on CUDA being
+    absent, so on a GPU the model would be silently wrong; refusing is the honest answer.
+    """
+    if torch.cuda.is_available() and not have_transformer_engine():
+        raise refuse(
+            "environment",
+            "this machine has CUDA but not Transformer Engine: NeMo would fall back to Megatron's local layer spec, "
+            "and its Hugging Face importers would leave every norm weight at 1.0 without an error",
+            "use the NeMo container (nvcr.io/nvidia/nemo:25.09), or install Transformer Engine into this environment",
+        )
+
+
+def enable() -> bool:
+    """Apply every workaround once when CUDA is absent. Returns True if the CPU rehearsal is active."""
+    global _applied
+    require_supported_machine()
+    if torch.cuda.is_available():
+        return False
+    if not _applied:
+        for workaround in WORKAROUNDS:
+            workaround()
+        _applied = True
+    return True

@@ -1,0 +1,74 @@
+"""The CPU rehearsal changes nothing where CUDA is present, and is what makes the CPU path run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers.rehearsal.pytorch import CUDA_CALL_SITES
+
+# Runs in a fresh interpreter: import every module the rehearsal may patch, snapshot its attributes
+# (module globals and class attributes), call enable(), and report which ones changed.
+PROBE = r"""
+import importlib, inspect, json, sys
+import torch
+from helpers import rehearsal
+from modelopt.torch.nas.registry import DMRegistry
+
+modules = [*rehearsal.pytorch.CUDA_CALL_SITES, "nemo.lightning.io.pl", "nemo.lightning.io.state", "nemo.lightning.io",
+           "nemo.collections.llm.modelopt.model_utils"]
+
+def snapshot():
+    seen = {f"torch.Tensor.{k}": id(v) for k, v in vars(torch.Tensor).items()}
+    for name in modules:
+        module = importlib.import_module(name)
+        for key, value in list(vars(module).items()):
+            seen[f"{name}.{key}"] = id(value)
+            if inspect.isclass(value) and value.__module__ == name:
+                seen.update({f"{name}.{key}.{k}": id(v) for k, v in vars(value).items()})
+    seen["DMRegistry has RMSNorm"] = torch.nn.RMSNorm in DMRegistry
+    return seen
+
+before = snapshot()
+if sys.argv[1].startswith("cuda"):  # after the imports: some of them query the device when CUDA is reported
+    torch.cuda.is_available = lambda: True
+    rehearsal.have_transformer_engine = lambda: sys.argv[1] == "cuda+te"
+try:
+    active = rehearsal.enable()
+except ValueError as refused:
+    active = str(refused)
+after = snapshot()
+print(json.dumps({"active": active, "changed": sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))}))
+"""
+
+
+MACHINES = ("cuda+te", "cuda", "cpu")
+
+
+@pytest.fixture(scope="module")
+def probes() -> dict[str, dict]:
+    """The probe's report on each machine; the three interpreters start together (each imports NeMo)."""
+    running = {cuda: subprocess.Popen([sys.executable, "-c", PROBE, cuda], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for cuda in MACHINES}
+    reports = {}
+    for cuda, process in running.items():
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+        reports[cuda] = json.loads(stdout.strip().splitlines()[-1])
+    return reports
+
+
+@pytest.mark.parametrize("cuda", MACHINES)
+def test_rehearsal_is_inert_in_the_container_refuses_cuda_without_te_and_is_active_on_cpu(probes, cuda):
+    report = probes[cuda]
+    if cuda == "cuda+te":  # the NeMo container: nothing is touched
+        assert report == {"active": False, "changed": []}
+    elif cuda == "cuda":  # a GPU without Transformer Engine: refused before anything is patched
+        assert report["changed"] == [] and report["active"].startswith("environment: this machine has CUDA but not Transformer Engine")
+        assert "fix: use the NeMo container" in report["active"]
+    else:  # the same probe sees the patches when CUDA is absent, so the check above can fail
+        changed = set(report["changed"])
+        assert report["active"] is True
+        assert {"torch.Tensor.cuda", "megatron.core.timers.torch", "nemo.lightning.io.pl._fix_tensors_device",
+                "DMRegistry has RMSNorm"} <= changed  # fmt: skip
+        assert {f"{module}.torch" for module in CUDA_CALL_SITES} <= changed
