@@ -84,6 +84,12 @@ class LiveCurves:
             self._handle.update(figure)
         self._drawn, self._changed = time.monotonic(), False
 
+    def start(self) -> None:
+        """Show the figure (still empty) before the run prints a line, so that it stays at the top of the cell's
+        output while the log streams below it, instead of wherever the first step's line happens to fall."""
+        if self._live:
+            self.draw()
+
     def finish(self) -> None:
         """Draw the final state (in a notebook), so the figure left in the cell shows the whole run."""
         if self._live and (self._changed or self._handle is None):

@@ -57,6 +57,7 @@ def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool
     if state.status == "finished":
         return runs.record_best(run_dir(ws, kind))
     curves = LiveCurves(f"distilling the {kind}-pruned student", color=color(kind))
+    curves.start()
     try:
         run(command(profile, ws, kind, overwrite=overwrite), ws.logs / f"03-distill-{kind}.log", on_line=curves)
     finally:

@@ -27,3 +27,26 @@ def test_other_lines_and_a_console_are_ignored_quietly():
     curves.finish()
     figure = curves.figure()  # the figure can still be drawn from what was collected
     assert len(figure.axes) == 4
+
+
+def test_in_a_notebook_the_figure_comes_first_and_is_updated_in_place(monkeypatch):
+    shown = []
+
+    class Handle:
+        def update(self, figure):
+            shown.append(("update", figure))
+
+    def display(figure, display_id):
+        shown.append(("display", figure))
+        return Handle()
+
+    monkeypatch.setattr("IPython.display.display", display)
+    curves = live.LiveCurves("notebook", every=0.0)
+    curves._live = True  # as in a kernel
+    curves.start()
+    assert [kind for kind, _ in shown] == ["display"]  # before any line: the figure sits above the streamed log
+    for line in LINES:
+        curves(line)
+    curves.finish()
+    kinds = [kind for kind, _ in shown]
+    assert kinds[0] == "display" and kinds.count("display") == 1 and kinds.count("update") >= 2
