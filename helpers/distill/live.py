@@ -75,13 +75,18 @@ class LiveCurves:
         return figure
 
     def draw(self) -> None:
-        from IPython.display import display
+        """Show the figure as a PNG: a bare matplotlib Figure shows as text until pyplot has set up inline display."""
+        import io
 
-        figure = self.figure()
+        from IPython.display import Image, display
+
+        buffer = io.BytesIO()
+        self.figure().savefig(buffer, format="png", dpi=100)
+        image = Image(data=buffer.getvalue(), format="png")
         if self._handle is None:
-            self._handle = display(figure, display_id=True)
+            self._handle = display(image, display_id=True)
         else:
-            self._handle.update(figure)
+            self._handle.update(image)
         self._drawn, self._changed = time.monotonic(), False
 
     def start(self) -> None:
