@@ -167,7 +167,7 @@ PROFILES: dict[str, Profile] = {
                 limit_val_batches=4,
                 precision="32",
                 num_workers=0,
-                interval=4,  # each validation and checkpoint costs about a step's time on CPU
+                interval=6,  # validate and checkpoint at steps 6 and 12: each costs about a step's time on CPU
             ),
             evaluation=EvalSettings(
                 batch_size=4,

@@ -3,11 +3,14 @@
 Timing each model right after loading it, one after another, lets load effects and whatever else the
 machine does land on one model. Here every round visits every model once (after a warm-up pass:
 on the first visit, and on every visit where the visit moves the model onto a GPU), the models take
-turns, and each model's time is divided by the reference's *in the same round*: the median of those ratios survives a noisy machine far better than raw milliseconds.
+turns, and each model's time is divided by the reference's *in the same round*: the median of those
+ratios survives a noisy machine far better than raw milliseconds. Within a visit, too, a disturbance only
+ever adds time: a prefill (one short call) is timed a few times and the fastest kept, a decode is timed
+token by token and the median interval kept.
 
-Two sides of speed: prefill (one forward pass over a batch of full sequences, latency and tokens per
-second) and decode (greedy generation of new tokens one at a time, tokens per second), where depth
-pruning's fewer sequential layers show most.
+Two sides of speed: prefill (one forward pass over a batch of full sequences that ends in the next token's
+logits, as generation starts; latency and tokens per second) and decode (greedy generation of new tokens
+one at a time, tokens per second), where depth pruning's fewer sequential layers show most.
 
 To check a reported table, measure again in a fresh process and compare the ratios:
 
@@ -37,11 +40,13 @@ class SpeedSettings:
     device: str
     dtype: str
     threads: int
+    prefill_repeats: int = 3  # a prefill is one short call: each visit keeps the fastest of a few, the least disturbed
 
     def __str__(self) -> str:
         return (
-            f"{self.device}, {self.dtype}, {self.threads} thread(s); prefill: batch {self.batch_size} x {self.seq_length} tokens; "
-            f"decode: {self.decode_tokens} new tokens, batch 1; median of {self.rounds} interleaved rounds after warm-up"
+            f"{self.device}, {self.dtype}, {self.threads} thread(s); prefill: batch {self.batch_size} x {self.seq_length} tokens, "
+            f"fastest of {self.prefill_repeats} calls per visit; decode: {self.decode_tokens} new tokens, batch 1, median time per token; "
+            f"median of {self.rounds} interleaved rounds after warm-up"
         )
 
 
@@ -50,26 +55,48 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _seconds(work: Callable[[], object], device: str) -> float:
-    _synchronize(device)
-    start = time.perf_counter()
-    work()
-    _synchronize(device)
-    return time.perf_counter() - start
+def fastest(work: Callable[[], object], device: str, repeats: int) -> float:
+    """Seconds of the fastest of `repeats` calls: noise (another process, a frequency change) only ever adds time."""
+    best = float("inf")
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        work()
+        _synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
-def interleaved(workloads: dict[str, Callable[[], Callable[[], object]]], rounds: int, device: str, warm_every_visit: bool) -> dict[str, list[float]]:
+class TokenClock:
+    """A `generate(streamer=...)` that notes when each new token arrives (generate hands it over on the CPU, so
+    the device has finished it): the median interval is the time per token of a decode, whatever disturbed a few."""
+
+    def __init__(self):
+        self.arrivals: list[float] = []
+
+    def put(self, _tokens) -> None:
+        self.arrivals.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+    def seconds_per_token(self) -> float:
+        after_first = self.arrivals[1:]  # the first put is the prompt, the first interval the prompt's prefill
+        return statistics.median(b - a for a, b in zip(after_first, after_first[1:]))
+
+
+def interleaved(workloads: dict[str, Callable[[], Callable[[], float]]], rounds: int, warm_every_visit: bool) -> dict[str, list[float]]:
     """Seconds of each workload in each round. `workloads[name]()` prepares a visit (e.g. moves the model to the
-    device) and returns the call to time. The call runs once untimed first (warm-up: lazy initialisation, the
-    allocator, caches) on a workload's first visit, and on every visit if `warm_every_visit` (when a visit moves
-    the model onto an accelerator, say), then once timed."""
+    device) and returns the measurement: a call that does the work and returns the seconds it took. It runs
+    once as a warm-up (lazy initialisation, the allocator, caches), its result dropped, on a workload's first
+    visit, and on every visit if `warm_every_visit` (when a visit moves the model onto an accelerator, say)."""
     times: dict[str, list[float]] = {name: [] for name in workloads}
     for round_ in range(rounds):
         for name, visit in workloads.items():
-            call = visit()
+            measurement = visit()
             if round_ == 0 or warm_every_visit:
-                call()
-            times[name].append(_seconds(call, device))
+                measurement()
+            times[name].append(measurement())
     return times
 
 
@@ -113,19 +140,23 @@ def _measure(models: dict[str, torch.nn.Module], reference: str, settings: Speed
 
         return prepare
 
-    def prefill(model):
+    def prefill(model) -> float:  # as generation's prefill: the whole prompt in, the next token's logits out
         with torch.no_grad():
-            model(batch.to(settings.device))
+            inputs = batch.to(settings.device)
+            return fastest(lambda: model(inputs, logits_to_keep=1), settings.device, settings.prefill_repeats)
 
-    def decode(model):
+    def decode(model) -> float:  # the median time per new token, for the whole decode
+        clock = TokenClock()
         with torch.no_grad():
             model.generate(prompt.to(settings.device), max_new_tokens=settings.decode_tokens, min_new_tokens=settings.decode_tokens,
-                           do_sample=False, pad_token_id=0)  # fmt: skip
+                           do_sample=False, pad_token_id=0, streamer=clock)  # fmt: skip
+        return clock.seconds_per_token() * settings.decode_tokens
 
     tables = []
     for work, unit, tokens in ((prefill, "prefill", batch.numel()), (decode, "decode", settings.decode_tokens)):
         # On CPU the models stay where they are between visits, so one warm-up each suffices.
-        times = interleaved({name: visit(model, work) for name, model in models.items()}, settings.rounds, settings.device, warm_every_visit=settings.device != "cpu")
+        workloads = {name: visit(model, work) for name, model in models.items()}
+        times = interleaved(workloads, settings.rounds, warm_every_visit=settings.device != "cpu")
         tables.append(summary(times, reference, tokens, unit))
     for model in models.values():
         model.to("cpu")

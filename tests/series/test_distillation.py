@@ -44,7 +44,8 @@ def first_step(event_file) -> int:
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(profile, ws, require, tmp_path):
     require(ws.pruned("depth"), "02")
-    settings = {"--log_dir": str(tmp_path / "runs"), "--max_steps": "4", "--val_check_interval": "2", "--warmup_steps": "2", "--log_interval": "1"}
+    settings = {"--log_dir": str(tmp_path / "runs"), "--max_steps": "4", "--val_check_interval": "2", "--warmup_steps": "2", "--log_interval": "1",
+                "--gbs": "2", "--mbs": "1", "--limit_val_batches": "1"}  # fmt: skip  (what is checked is the resumption, not the learning)
     flags = distill.flags(profile, ws, "depth")
     for flag, value in settings.items():
         flags[flags.index(flag) + 1] = value

@@ -13,17 +13,47 @@ def test_rounds_interleave_the_models_after_a_warm_up(warm_every_visit):
     def workload(name):
         def prepare():
             calls.append(("visit", name))
-            return lambda: calls.append(("run", name))
+
+            def measurement():
+                calls.append(("run", name))
+                return float(len(calls))
+
+            return measurement
 
         return prepare
 
-    times = speed.interleaved({name: workload(name) for name in ("teacher", "a", "b")}, rounds=3, device="cpu", warm_every_visit=warm_every_visit)
-    assert {name: len(seconds) for name, seconds in times.items()} == {"teacher": 3, "a": 3, "b": 3}
+    times = speed.interleaved({name: workload(name) for name in ("teacher", "a", "b")}, rounds=3, warm_every_visit=warm_every_visit)
     warm = [("visit", "teacher"), ("run", "teacher"), ("run", "teacher"), ("visit", "a"), ("run", "a"), ("run", "a"),
             ("visit", "b"), ("run", "b"), ("run", "b")]  # fmt: skip
     timed = [("visit", "teacher"), ("run", "teacher"), ("visit", "a"), ("run", "a"), ("visit", "b"), ("run", "b")]
     # a warm-up run, then the timed run, model after model, round after round; without moves, one warm-up each
     assert calls == (warm * 3 if warm_every_visit else warm + timed * 2)
+    assert times["teacher"][0] == 3.0  # what the timed run measured; the warm-up's result is dropped
+
+
+class FakeClock:
+    """perf_counter for code under test: time moves only when a fake workload says so."""
+
+    def __init__(self, monkeypatch):
+        self.now = 0.0
+        monkeypatch.setattr(speed.time, "perf_counter", lambda: self.now)
+
+
+def test_a_prefill_keeps_the_fastest_of_its_calls(monkeypatch):
+    clock, durations = FakeClock(monkeypatch), iter([3.0, 1.0, 2.0])
+
+    def call():
+        clock.now += next(durations)
+
+    assert speed.fastest(call, "cpu", repeats=3) == 1.0 and next(durations, None) is None
+
+
+def test_a_decode_counts_the_median_time_per_token_after_the_prompt(monkeypatch):
+    clock, token_clock = FakeClock(monkeypatch), speed.TokenClock()
+    for seconds in (0.0, 5.0, 0.1, 0.1, 9.0, 0.1):  # the prompt, its prefill, then tokens: one held up by the machine
+        clock.now += seconds
+        token_clock.put(None)
+    assert token_clock.seconds_per_token() == pytest.approx(0.1)
 
 
 def test_ratios_are_taken_within_each_round():
