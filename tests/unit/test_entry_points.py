@@ -1,9 +1,9 @@
 """The commands the notebooks, the README and the reference's users run keep their names and flags."""
 
 import subprocess
-import sys
 
 import pytest
+from interpreters import run_together
 
 ENTRY_POINTS = {
     "helpers.prune": "--target_num_layers", "helpers.distill": "--teacher_path", "helpers.conversion": "--report",
@@ -15,9 +15,7 @@ ENTRY_POINTS = {
 @pytest.fixture(scope="module")
 def helps() -> dict[str, subprocess.CompletedProcess]:
     """`python -m <module> --help` of every entry point, the interpreters started together."""
-    running = {module: subprocess.Popen([sys.executable, "-m", module, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for module in ENTRY_POINTS}
-    done = {module: process.communicate(timeout=300) for module, process in running.items()}
-    return {module: subprocess.CompletedProcess(running[module].args, running[module].returncode, *output) for module, output in done.items()}
+    return run_together({module: ("-m", module, "--help") for module in ENTRY_POINTS}, timeout=300, check=False)
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

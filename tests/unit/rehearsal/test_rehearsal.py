@@ -1,10 +1,9 @@
 """The CPU rehearsal changes nothing where CUDA is present, and is what makes the CPU path run."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from interpreters import run_together
 
 from helpers.rehearsal.pytorch import CUDA_CALL_SITES
 
@@ -49,13 +48,8 @@ MACHINES = ("cuda+te", "cuda", "cpu")
 @pytest.fixture(scope="module")
 def probes() -> dict[str, dict]:
     """The probe's report on each machine; the three interpreters start together (each imports NeMo)."""
-    running = {cuda: subprocess.Popen([sys.executable, "-c", PROBE, cuda], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for cuda in MACHINES}
-    reports = {}
-    for cuda, process in running.items():
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr[-3000:]
-        reports[cuda] = json.loads(stdout.strip().splitlines()[-1])
-    return reports
+    done = run_together({cuda: ("-c", PROBE, cuda) for cuda in MACHINES}, timeout=600)
+    return {cuda: json.loads(result.stdout.strip().splitlines()[-1]) for cuda, result in done.items()}
 
 
 @pytest.mark.parametrize("cuda", MACHINES)
