@@ -4,9 +4,8 @@ Timing each model right after loading it, one after another, lets load effects a
 machine does land on one model. Here every round visits every model once (after a warm-up pass:
 on the first visit, and on every visit where the visit moves the model onto a GPU), the models take
 turns, and each model's time is divided by the reference's *in the same round*: the median of those
-ratios survives a noisy machine far better than raw milliseconds. Within a visit, too, a disturbance only
-ever adds time: a prefill (one short call) is timed a few times and the fastest kept, a decode is timed
-token by token and the median interval kept.
+ratios survives a noisy machine far better than raw milliseconds. A decode is timed token by token and
+counts its median interval, so a token held up by the machine does not count.
 
 Two sides of speed: prefill (one forward pass over a batch of full sequences that ends in the next token's
 logits, as generation starts; latency and tokens per second) and decode (greedy generation of new tokens
@@ -40,12 +39,11 @@ class SpeedSettings:
     device: str
     dtype: str
     threads: int
-    prefill_repeats: int = 3  # a prefill is one short call: each visit keeps the fastest of a few, the least disturbed
 
     def __str__(self) -> str:
         return (
-            f"{self.device}, {self.dtype}, {self.threads} thread(s); prefill: batch {self.batch_size} x {self.seq_length} tokens, "
-            f"fastest of {self.prefill_repeats} calls per visit; decode: {self.decode_tokens} new tokens, batch 1, median time per token; "
+            f"{self.device}, {self.dtype}, {self.threads} thread(s); prefill: batch {self.batch_size} x {self.seq_length} tokens; "
+            f"decode: {self.decode_tokens} new tokens, batch 1, median time per token; "
             f"median of {self.rounds} interleaved rounds after warm-up"
         )
 
@@ -55,16 +53,13 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def fastest(work: Callable[[], object], device: str, repeats: int) -> float:
-    """Seconds of the fastest of `repeats` calls: noise (another process, a frequency change) only ever adds time."""
-    best = float("inf")
-    for _ in range(repeats):
-        _synchronize(device)
-        start = time.perf_counter()
-        work()
-        _synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+def seconds(work: Callable[[], object], device: str) -> float:
+    """Seconds one call of `work` takes, the device's queue drained before and after."""
+    _synchronize(device)
+    start = time.perf_counter()
+    work()
+    _synchronize(device)
+    return time.perf_counter() - start
 
 
 class TokenClock:
@@ -143,7 +138,7 @@ def _measure(models: dict[str, torch.nn.Module], reference: str, settings: Speed
     def prefill(model) -> float:  # as generation's prefill: the whole prompt in, the next token's logits out
         with torch.no_grad():
             inputs = batch.to(settings.device)
-            return fastest(lambda: model(inputs, logits_to_keep=1), settings.device, settings.prefill_repeats)
+            return seconds(lambda: model(inputs, logits_to_keep=1), settings.device)
 
     def decode(model) -> float:  # the median time per new token, for the whole decode
         clock = TokenClock()

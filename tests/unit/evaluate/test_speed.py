@@ -39,15 +39,6 @@ class FakeClock:
         monkeypatch.setattr(speed.time, "perf_counter", lambda: self.now)
 
 
-def test_a_prefill_keeps_the_fastest_of_its_calls(monkeypatch):
-    clock, durations = FakeClock(monkeypatch), iter([3.0, 1.0, 2.0])
-
-    def call():
-        clock.now += next(durations)
-
-    assert speed.fastest(call, "cpu", repeats=3) == 1.0 and next(durations, None) is None
-
-
 def test_a_decode_counts_the_median_time_per_token_after_the_prompt(monkeypatch):
     clock, token_clock = FakeClock(monkeypatch), speed.TokenClock()
     for seconds in (0.0, 5.0, 0.1, 0.1, 9.0, 0.1):  # the prompt, its prefill, then tokens: one held up by the machine
