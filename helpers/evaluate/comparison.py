@@ -115,9 +115,20 @@ def findings(table: pd.DataFrame) -> str:
         )
     depth, width = (f"{kind}-distilled" for kind in KINDS)
     better = depth if loss[depth] < loss[width] else width
+    speeds = ", ".join(speed_difference(table, depth, width, side) for side in ("prefill", "decode"))
     lines.append(
         f"Depth vs width at {params[depth] / 1e6:.1f}M vs {params[width] / 1e6:.1f}M parameters: {better} has the lower perplexity "
-        f"({ppl[depth]:.1f} vs {ppl[width]:.1f}); time relative to the teacher, prefill {table.loc[depth, 'prefill time / teacher']:.2f} vs "
-        f"{table.loc[width, 'prefill time / teacher']:.2f}, decode {table.loc[depth, 'decode time / teacher']:.2f} vs {table.loc[width, 'decode time / teacher']:.2f}."
+        f"({ppl[depth]:.1f} vs {ppl[width]:.1f}); time relative to the teacher, {speeds}."
     )
     return "\n".join(lines)
+
+
+def speed_difference(table: pd.DataFrame, a: str, b: str, side: str) -> str:
+    """`a`'s and `b`'s time relative to the teacher on one side of speed, and whether they differ beyond the noise:
+    the largest visit-to-visit spread of any model, relative to its median time, on this machine in this run."""
+    first, second = (float(table.loc[model, f"{side} time / teacher"]) for model in (a, b))
+    noise = float((table[f"{side} spread ms"].astype(float) / table[f"{side} ms"].astype(float)).max())
+    text = f"{side} {first:.2f} vs {second:.2f}"
+    if abs(first - second) <= noise * max(first, second):
+        text += f" (no difference beyond this machine's noise: visits of one model varied by up to {noise:.0%})"
+    return text
