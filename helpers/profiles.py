@@ -95,6 +95,7 @@ class DistillSettings:
     num_nodes: int = 1
     num_workers: int = 8  # data loader processes per rank
     interval: int | None = None  # validate (and checkpoint) every N steps; None: the reference's min(100, ceil(steps / 10))
+    log_interval: int | None = None  # write the training loss to the event file every N steps; None: every interval, as the reference
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ PROFILES: dict[str, Profile] = {
                 precision="32",
                 num_workers=0,
                 interval=6,  # validate and checkpoint at steps 6 and 12: each costs about a step's time on CPU
+                log_interval=1,  # a 12-step curve needs every step
             ),
             evaluation=EvalSettings(
                 batch_size=4,
@@ -207,6 +209,7 @@ PROFILES: dict[str, Profile] = {
                 precision="32",
                 num_workers=0,
                 interval=4,  # each validation and checkpoint costs several steps' time on CPU
+                log_interval=1,
             ),
             evaluation=EvalSettings(
                 batch_size=4,

@@ -199,7 +199,13 @@ def distill(args: argparse.Namespace) -> dict:
         tensorboard=TensorBoardLogger(str(directory)),
         update_logger_directory=False,
     )
-    resume = nl.AutoResume(resume_if_exists=True, resume_ignore_no_checkpoint=True, restore_config=nl.RestoreConfig(path=args.model_path))
+    # NeMo resumes only from a "*last" checkpoint (nemo/lightning/resume.py:209) unless given a path (:319-337):
+    # when an interruption cut the "-last" save short, the newest complete checkpoint is a top-k one, so name it.
+    latest = runs.latest(directory)
+    resume = nl.AutoResume(
+        resume_if_exists=True, resume_ignore_no_checkpoint=True, resume_from_path=str(latest.path) if latest else None,
+        restore_config=nl.RestoreConfig(path=args.model_path),
+    )  # fmt: skip
     baseline = {"device": "cuda" if torch.cuda.is_available() else "cpu", "baseline_gb": round(peak_memory_gb(), 3)}
     llm.distill(
         student_model_path=args.model_path,

@@ -25,7 +25,8 @@ BEST = "best.json"
 MEMORY = "memory.json"
 # Settings that define what a run trains; resuming with different values would mix two runs.
 IDENTITY = ("model_path", "teacher_path", "kd_config", "data_paths", "split", "seq_length", "gbs", "max_steps", "lr", "min_lr", "warmup_steps")
-_NAME = re.compile(r"--val_loss=(?P<val_loss>[-\d.]+|nan|inf)-step=(?P<step>\d+)-consumed_samples=(?P<samples>[\d.]+)(?P<last>-last)?$")
+# Lightning appends -v1, -v2... to a name that is taken (a run restarted from an earlier step saves the same names).
+_NAME = re.compile(r"--val_loss=(?P<val_loss>[-\d.]+|nan|inf)-step=(?P<step>\d+)-consumed_samples=(?P<samples>[\d.]+)(?P<last>-last)?(-v\d+)?$")
 
 
 def checkpoint_filename(name: str) -> str:
@@ -50,6 +51,11 @@ def checkpoints(run_dir: Path) -> list[Checkpoint]:
         if match and is_nemo_checkpoint(path) and not unfinished:
             found.append(Checkpoint(path, float(match["val_loss"]), int(match["step"]) + 1, bool(match["last"])))
     return sorted(found, key=lambda c: (c.step, c.last))
+
+
+def latest(run_dir: Path) -> Checkpoint | None:
+    """The newest complete checkpoint, "-last" or not: where an interrupted run resumes."""
+    return max(checkpoints(run_dir), key=lambda c: (c.step, c.last), default=None)
 
 
 @dataclass(frozen=True)

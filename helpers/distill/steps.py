@@ -35,7 +35,7 @@ def flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = N
         "--model_path", ws.pruned(kind), "--teacher_path", ws.teacher, "--legacy_ckpt", "--precision", settings.precision,
         "--log_dir", ws.distill_logs, "--max_steps", kd.max_steps, "--warmup_steps", kd.interval,
         "--gbs", kd.gbs, "--mbs", settings.mbs, "--lr", settings.lr, "--min_lr", settings.min_lr,
-        "--seq_length", kd.seq_length, "--log_interval", kd.interval, "--val_check_interval", kd.interval,
+        "--seq_length", kd.seq_length, "--log_interval", settings.log_interval or kd.interval, "--val_check_interval", kd.interval,
         "--limit_val_batches", kd.limit_val_batches, "--data_paths", ws.data_prefix("train"),
         "--index_mapping_dir", ws.index_mapping_dir, "--num_workers", settings.num_workers,
     ]  # fmt: skip

@@ -31,6 +31,21 @@ def test_checkpoint_names_give_loss_and_steps_completed(tmp_path):
     assert runs.state(tmp_path, 4).status == "finished" and runs.state(tmp_path / "none", 4).status == "new"
 
 
+def test_a_run_whose_last_save_was_cut_short_resumes_from_its_newest_complete_checkpoint(tmp_path):
+    # Killed while saving "-last" at step 2: the top-k checkpoint of step 2 is complete, and NeMo would not look at it.
+    add_checkpoint(tmp_path, 7.94, 1)
+    add_checkpoint(tmp_path, 7.95, 1, last=True, unfinished=True)
+    assert runs.latest(tmp_path).step == 2 and not runs.latest(tmp_path).last
+    add_checkpoint(tmp_path, 7.96, 3, last=True)
+    assert runs.latest(tmp_path).step == 4 and runs.latest(tmp_path).last
+    assert runs.latest(tmp_path / "none") is None
+
+
+def test_a_name_lightning_versioned_still_counts(tmp_path):
+    nemo_checkpoint(tmp_path / "checkpoints" / "run--val_loss=7.9419-step=1-consumed_samples=4.0-v1", TINY)
+    assert [(c.val_loss, c.step, c.last) for c in runs.checkpoints(tmp_path)] == [(7.9419, 2, False)]
+
+
 def test_unfinished_checkpoints_are_ignored_then_removed(tmp_path):
     add_checkpoint(tmp_path, 7.75, 1)
     half = add_checkpoint(tmp_path, 7.70, 3, unfinished=True)
