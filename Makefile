@@ -26,7 +26,9 @@ $(READY): requirements/lock.txt requirements/build.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements/build.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --compile-bytecode \
-		$(addprefix --find-links ,$(FIND_LINKS)) -r requirements/lock.txt
+		$(addprefix --find-links ,$(FIND_LINKS)) -r requirements/lock.txt \
+		|| { echo "uv could not install the lock (see above); installing it with pip instead"; \
+		     $(BIN)/pip install --quiet --no-deps -r requirements/lock.txt; }
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m helpers.environment
 	touch $@
