@@ -55,7 +55,8 @@ def checkpoints(run_dir: Path) -> list[Checkpoint]:
 
 def latest(run_dir: Path) -> Checkpoint | None:
     """The newest complete checkpoint, "-last" or not: where an interrupted run resumes."""
-    return max(checkpoints(run_dir), key=lambda c: (c.step, c.last), default=None)
+    found = checkpoints(run_dir)  # oldest step first, "-last" after the top-k copy of its step
+    return found[-1] if found else None
 
 
 @dataclass(frozen=True)

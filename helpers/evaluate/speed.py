@@ -53,7 +53,7 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def seconds(work: Callable[[], object], device: str) -> float:
+def _seconds(work: Callable[[], object], device: str) -> float:
     """Seconds one call of `work` takes, the device's queue drained before and after."""
     _synchronize(device)
     start = time.perf_counter()
@@ -138,7 +138,7 @@ def _measure(models: dict[str, torch.nn.Module], reference: str, settings: Speed
     def prefill(model) -> float:  # as generation's prefill: the whole prompt in, the next token's logits out
         with torch.no_grad():
             inputs = batch.to(settings.device)
-            return seconds(lambda: model(inputs, logits_to_keep=1), settings.device)
+            return _seconds(lambda: model(inputs, logits_to_keep=1), settings.device)
 
     def decode(model) -> float:  # the median time per new token, for the whole decode
         clock = TokenClock()
