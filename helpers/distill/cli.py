@@ -201,10 +201,12 @@ def distill(args: argparse.Namespace) -> dict:
     )
     # NeMo resumes only from a "*last" checkpoint (nemo/lightning/resume.py:209) unless given a path (:319-337):
     # when an interruption cut the "-last" save short, the newest complete checkpoint is a top-k one, so name it.
+    # A resumed run's tokenizer NeMo restores from a "*last" checkpoint only, whatever the path (resume.py:139
+    # -> :291-301), and fails without one; it is the student's own (llm/api.py:442), so it is not restored.
     latest = runs.latest(directory)
     resume = nl.AutoResume(
         resume_if_exists=True, resume_ignore_no_checkpoint=True, resume_from_path=str(latest.path) if latest else None,
-        restore_config=nl.RestoreConfig(path=args.model_path),
+        restore_config=nl.RestoreConfig(path=args.model_path, load_artifacts=latest is None),
     )  # fmt: skip
     baseline = {"device": "cuda" if torch.cuda.is_available() else "cpu", "baseline_gb": round(peak_memory_gb(), 3)}
     llm.distill(

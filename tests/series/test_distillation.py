@@ -63,6 +63,10 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(profile, ws, require, tmp
         for process in [launcher, *launcher.children(recursive=True)]:
             process.kill()  # torchrun and its workers, as a lost machine: no clean-up at all
         first.wait()
+    for checkpoint in runs.checkpoints(run_dir):
+        if checkpoint.last:  # as if the kill had cut its save short (NeMo's marker stays): the harder resumption
+            checkpoint.path.with_name(checkpoint.path.name + "-unfinished").touch()
+    assert not any(c.last for c in runs.checkpoints(run_dir))  # NeMo's own resumption has nothing to find
     interrupted = runs.state(run_dir, 4)
     assert interrupted.status == "partial" and 2 <= interrupted.step < 4
 
