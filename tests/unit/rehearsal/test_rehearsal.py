@@ -7,8 +7,9 @@ from interpreters import run_together
 
 from helpers.rehearsal.pytorch import CUDA_CALL_SITES
 
-# Runs in a fresh interpreter: import every module the rehearsal may patch, snapshot its attributes
-# (module globals and class attributes), call enable(), and report which ones changed.
+# Runs in a fresh interpreter: import every module the rehearsal may patch, then, for each machine in turn,
+# snapshot its attributes (module globals and class attributes), call enable() and report which ones changed.
+# The machines where nothing may change come first: whatever they changed would show again in the next one.
 PROBE = r"""
 import importlib, inspect, json, sys
 import torch
@@ -29,16 +30,21 @@ def snapshot():
     seen["DMRegistry has RMSNorm"] = torch.nn.RMSNorm in DMRegistry
     return seen
 
-before = snapshot()
-if sys.argv[1].startswith("cuda"):  # after the imports: some of them query the device when CUDA is reported
-    torch.cuda.is_available = lambda: True
-    rehearsal.have_transformer_engine = lambda: sys.argv[1] == "cuda+te"
-try:
-    active = rehearsal.enable()
-except ValueError as refused:
-    active = str(refused)
-after = snapshot()
-print(json.dumps({"active": active, "changed": sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))}))
+machine_as_found = torch.cuda.is_available, rehearsal.have_transformer_engine
+reports = {}
+for machine in sys.argv[1:]:
+    before = snapshot()  # the first one imports the modules: some query the device when CUDA is reported
+    if machine.startswith("cuda"):
+        torch.cuda.is_available = lambda: True
+        rehearsal.have_transformer_engine = lambda: machine == "cuda+te"
+    try:
+        active = rehearsal.enable()
+    except ValueError as refused:
+        active = str(refused)
+    after = snapshot()
+    torch.cuda.is_available, rehearsal.have_transformer_engine = machine_as_found
+    reports[machine] = {"active": active, "changed": sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))}
+print(json.dumps(reports))
 """
 
 
@@ -47,9 +53,9 @@ MACHINES = ("cuda+te", "cuda", "cpu")
 
 @pytest.fixture(scope="module")
 def probes() -> dict[str, dict]:
-    """The probe's report on each machine; the three interpreters start together (each imports NeMo)."""
-    done = run_together({cuda: ("-c", PROBE, cuda) for cuda in MACHINES}, timeout=600)
-    return {cuda: json.loads(result.stdout.strip().splitlines()[-1]) for cuda, result in done.items()}
+    """The probe's report on each machine, from one interpreter (importing NeMo once)."""
+    done = run_together({"probe": ("-c", PROBE, *MACHINES)}, timeout=600)
+    return json.loads(done["probe"].stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("cuda", MACHINES)
