@@ -24,9 +24,10 @@ if mode == "drop-norm-fix":
 ids = torch.from_numpy(token_windows(data, 64, 2))
 checks = {}
 for label, (nemo, hf) in cases.items():
-    if mode == "drop-norm-fix":
-        nemo = conversion.import_to_nemo(conversion.inspect_hf_checkpoint(Path(hf)), Path(tempfile.mkdtemp()) / "teacher-nemo")
-    checks[label] = asdict(conversion.compare_logits(Path(nemo), Path(hf), ids))
+    with tempfile.TemporaryDirectory() as scratch:
+        if mode == "drop-norm-fix":
+            nemo = conversion.import_to_nemo(conversion.inspect_hf_checkpoint(Path(hf)), Path(scratch) / "teacher-nemo")
+        checks[label] = asdict(conversion.compare_logits(Path(nemo), Path(hf), ids))
 print(json.dumps(checks))
 """
 
