@@ -3,6 +3,7 @@ state once per process, and a probe must not see what an earlier test imported o
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Hashable, Sequence
@@ -19,3 +20,8 @@ def run_together(commands: dict[Hashable, Sequence[str]], timeout: int = 900, ch
             assert process.returncode == 0, f"{key}: exit {process.returncode}\n{stdout[-2000:]}\n{stderr[-4000:]}"
         results[key] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     return results
+
+
+def printed_json(result: subprocess.CompletedProcess):
+    """What an interpreter reported as JSON on its last line of output (the libraries it imports print above it)."""
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -252,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if is_rank0():
         print(f"Run {run_dir(args)}: {run_state}.")
-        if run_state.status == "finished":
+    if run_state.status == "finished":
+        if is_rank0():
             record = runs.record_best(run_dir(args))
             print(f"Nothing to do (pass --overwrite to train it again). Best checkpoint: {record['checkpoint']}")
-    if run_state.status == "finished":
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with exclusive(run_dir(args), "--name") if is_rank0() else nullcontext():  # rank 0 writes; the lock ends with it

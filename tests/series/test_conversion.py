@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from interpreters import run_together
+from interpreters import printed_json, run_together
 
 from helpers.conversion.logits import LogitsCheck
 
@@ -45,7 +45,7 @@ def checks(ws) -> dict[str, LogitsCheck]:
                 pytest.fail(f"{path} is missing: notebooks 01-04 have not run in this work directory (`make test` runs all four first)")
     cases = {"as-is": {label: [str(nemo), str(hf)] for label, (nemo, hf) in as_is.items()}, "drop-norm-fix": {"dropped-norms": [None, str(ws.hf_teacher)]}}
     results = run_together({mode: ("-c", COMPARE, json.dumps(todo), str(ws.data_prefix("test")), mode) for mode, todo in cases.items()})
-    return {label: LogitsCheck(**values) for result in results.values() for label, values in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+    return {label: LogitsCheck(**values) for result in results.values() for label, values in printed_json(result).items()}
 
 
 def test_imported_teacher_gives_the_hugging_face_logits(checks):
@@ -98,7 +98,7 @@ print(json.dumps({case: asdict(judge(model(torch.bfloat16, drop), reference, tor
 
 def test_the_bf16_check_passes_rounding_and_catches_dropped_norms(ws, require):
     result = run_together({"bf16": ("-c", BF16, str(require(ws.hf_teacher, "01")), str(ws.data_prefix("test")))})["bf16"]
-    checks = {case: LogitsCheck(**values) for case, values in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+    checks = {case: LogitsCheck(**values) for case, values in printed_json(result).items()}
     rounded, dropped = checks["rounded"], checks["dropped"]
     assert rounded.passed and rounded.max_abs_diff > 1e-2, rounded  # bf16 differs logit by logit, not in distribution
     assert not dropped.passed and dropped.mean_kl > 100 * rounded.mean_kl, dropped

@@ -1,9 +1,7 @@
 """The CPU rehearsal changes nothing where CUDA is present, and is what makes the CPU path run."""
 
-import json
-
 import pytest
-from interpreters import run_together
+from interpreters import printed_json, run_together
 
 from helpers.rehearsal.pytorch import CUDA_CALL_SITES
 
@@ -55,7 +53,7 @@ MACHINES = ("cuda+te", "cuda", "cpu")
 def probes() -> dict[str, dict]:
     """The probe's report on each machine, from one interpreter (importing NeMo once)."""
     done = run_together({"probe": ("-c", PROBE, *MACHINES)}, timeout=600)
-    return json.loads(done["probe"].stdout.strip().splitlines()[-1])
+    return printed_json(done["probe"])
 
 
 @pytest.mark.parametrize("cuda", MACHINES)
