@@ -36,7 +36,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if own is None:
         return
     if exitstatus == 0:
-        shutil.rmtree(own, ignore_errors=True)
+        shutil.rmtree(own)
         terminalreporter.write_line(f"work directory removed: {own}")
     else:
         terminalreporter.write_line(f"work directory kept for inspection: {own}")
