@@ -14,7 +14,7 @@ run: $(READY)
 	$(BIN)/python -m helpers.series --profile $(PROFILE)
 
 test: $(READY)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 env: $(READY)
 

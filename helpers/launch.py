@@ -91,6 +91,7 @@ def run(
         cwd=log.parent,
         start_new_session=True,  # one process group: torchrun and its workers stop together
     )
+    keep_priority(process.pid)
     try:
         with log.open("w") as log_file:
             for line in process.stdout:
@@ -109,6 +110,23 @@ def run(
     if returncode != 0:
         raise CommandFailed(command, returncode, log, "".join(tail))
     stopwatch.record(log)
+
+
+def keep_priority(pid: int) -> None:
+    """Give a child started in a new session this process's CPU priority.
+
+    On Linux with autogroup scheduling (the default of most distributions), a new session is a new
+    scheduling group whose CPU share ignores the nice value it inherited: torchrun's workers under
+    `nice make run` would compete with everything else at full weight. Copying this process's group
+    nice (`/proc/<pid>/autogroup`, sched(7)) keeps them yielding. Nothing to do elsewhere.
+    """
+    own = Path("/proc/self/autogroup")
+    try:
+        nice = own.read_text().split()[-1]  # "/autogroup-25 nice 0"
+        if nice != "0":
+            Path(f"/proc/{pid}/autogroup").write_text(nice)
+    except OSError:  # no autogroup, or the child has already exited
+        pass
 
 
 def _stop(process: subprocess.Popen) -> None:

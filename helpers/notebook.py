@@ -30,7 +30,7 @@ class Session:
 
 def start(profile_name: str, workdir: str) -> Session:
     """Resolve the profile and the work directory (environment variables win) and say what they are."""
-    rehearsal.require_supported_machine()
+    rehearsal.start_process()
     profile = get_profile(profile_name)
     ws = open_workspace(profile.name, profile.model.name, workdir)
     print(f"Profile {profile.name!r}: {profile.summary}")

@@ -17,11 +17,12 @@ class FirstFailureFirst:
         self.failed: str | None = None
 
     @staticmethod
-    def _depends_on_notebooks(item) -> bool:
-        return item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid or "tests/series/" in item.nodeid
+    def depends_on_notebooks(nodeid: str) -> bool:
+        """A notebook cell, or a series check that reads what the notebooks wrote."""
+        return nodeid.endswith(".ipynb") or ".ipynb::" in nodeid or nodeid.startswith("tests/series/")
 
     def pytest_runtest_setup(self, item):
-        if self.failed and self._depends_on_notebooks(item):
+        if self.failed and self.depends_on_notebooks(item.nodeid):
             pytest.skip(f"{self.failed} failed first: see its error")
 
     @pytest.hookimpl(wrapper=True)

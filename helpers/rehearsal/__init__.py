@@ -16,7 +16,7 @@ from helpers.errors import refuse
 from helpers.rehearsal import megatron, modelopt, nemo, pytorch
 from helpers.rehearsal.nemo import config_fields
 
-__all__ = ["WORKAROUNDS", "accelerator", "config_fields", "enable", "have_transformer_engine", "require_supported_machine"]
+__all__ = ["WORKAROUNDS", "accelerator", "config_fields", "enable", "have_transformer_engine", "start_process"]
 
 _applied = False
 
@@ -61,11 +61,21 @@ def require_supported_machine() -> None:
         )
 
 
+def start_process() -> bool:
+    """What every process of the series does first, NeMo or not: refuse an unsupported machine and, when CUDA
+    is absent, keep freed tensor memory for reuse (`pytorch.freed_memory_stays_mapped`). Imports no NeMo.
+    Returns True on the CPU rehearsal."""
+    require_supported_machine()
+    if torch.cuda.is_available():
+        return False
+    pytorch.freed_memory_stays_mapped()
+    return True
+
+
 def enable() -> bool:
     """Apply every workaround once when CUDA is absent. Returns True if the CPU rehearsal is active."""
     global _applied
-    require_supported_machine()
-    if torch.cuda.is_available():
+    if not start_process():
         return False
     if not _applied:
         for workaround in WORKAROUNDS:

@@ -95,6 +95,28 @@ def test_a_child_of_a_torchrun_worker_does_not_inherit_its_rendezvous(monkeypatc
     assert set(worker) & set(child_env()) == {"OMP_NUM_THREADS"}  # a resource setting, not distributed state
 
 
+# In a session of its own at a lowered group priority, launch a command that reports its scheduling group.
+NICED_LAUNCH = r"""
+import os, sys
+from pathlib import Path
+from helpers.launch import run
+os.setsid()
+Path("/proc/self/autogroup").write_text("7")
+child = "import os; print(os.getsid(0), open('/proc/self/autogroup').read().split()[-1])"
+run([sys.executable, "-c", child], Path(sys.argv[1]))
+session, nice = Path(sys.argv[1]).read_text().split()
+print(int(session) != os.getsid(0), nice)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="no autogroup scheduling on this kernel")
+def test_a_launched_command_keeps_its_launchers_cpu_priority(tmp_path):
+    from interpreters import run_together
+
+    report = run_together({"launcher": ["-c", NICED_LAUNCH, str(tmp_path / "child.log")]})["launcher"].stdout.split()
+    assert report[-2:] == ["True", "7"]  # a session (so a scheduling group) of its own, at the launcher's priority
+
+
 def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
     import subprocess
 

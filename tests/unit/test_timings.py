@@ -22,7 +22,9 @@ def test_start_up_lasts_until_nemo_is_imported_and_counts_nested_imports(tmp_pat
     run([sys.executable, "-c", "pass"], tmp_path / "04-mmlu-teacher.log")  # no NeMo: all of it is work
     table = timings.commands(tmp_path)
     prune, mmlu = table.loc["02-prune-depth"], table.loc["04-mmlu-teacher"]
-    assert prune["notebook"] == "02" and 1.0 <= prune["startup_s"] < 1.5 and 0.35 <= prune["work_s"] < 0.9
+    # Lower bounds only (a loaded machine only adds time): the nested import not counted would leave start-up at
+    # ~0.4 s; counted twice (its seconds on top of the wall time that already holds them) would leave work < 0.
+    assert prune["notebook"] == "02" and prune["startup_s"] >= 1.0 and prune["work_s"] >= 0.35
     assert mmlu["startup_s"] == 0 and mmlu["work_s"] == mmlu["total_s"]
 
 

@@ -9,7 +9,7 @@ from helpers.rehearsal.pytorch import CUDA_CALL_SITES
 # snapshot its attributes (module globals and class attributes), call enable() and report which ones changed.
 # The machines where nothing may change come first: whatever they changed would show again in the next one.
 PROBE = r"""
-import importlib, inspect, json, sys
+import importlib, inspect, json, resource, sys
 import torch
 from helpers import rehearsal
 from modelopt.torch.nas.registry import DMRegistry
@@ -26,7 +26,14 @@ def snapshot():
             if inspect.isclass(value) and value.__module__ == name:
                 seen.update({f"{name}.{key}.{k}": id(v) for k, v in vars(value).items()})
     seen["DMRegistry has RMSNorm"] = torch.nn.RMSNorm in DMRegistry
+    seen["freed memory is faulted in again"] = refaults() > 8192
     return seen
+
+def refaults():  # minor page faults of allocating and filling 64 MiB (16,384 pages) right after freeing as much
+    torch.ones(2**24)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(2**24)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 machine_as_found = torch.cuda.is_available, rehearsal.have_transformer_engine
 reports = {}
@@ -68,5 +75,5 @@ def test_rehearsal_is_inert_in_the_container_refuses_cuda_without_te_and_is_acti
         changed = set(report["changed"])
         assert report["active"] is True
         assert {"torch.Tensor.cuda", "megatron.core.timers.torch", "nemo.lightning.io.pl._fix_tensors_device",
-                "DMRegistry has RMSNorm"} <= changed  # fmt: skip
+                "DMRegistry has RMSNorm", "freed memory is faulted in again"} <= changed  # fmt: skip
         assert {f"{module}.torch" for module in CUDA_CALL_SITES} <= changed
