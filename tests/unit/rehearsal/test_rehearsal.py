@@ -26,7 +26,7 @@ def snapshot():
             if inspect.isclass(value) and value.__module__ == name:
                 seen.update({f"{name}.{key}.{k}": id(v) for k, v in vars(value).items()})
     seen["DMRegistry has RMSNorm"] = torch.nn.RMSNorm in DMRegistry
-    seen["freed memory is faulted in again"] = refaults() > 8192
+    seen["freed memory is faulted in again"] = min(refaults() for _ in range(4)) > 8192  # reuse may take a few rounds
     return seen
 
 def refaults():  # minor page faults of allocating and filling 64 MiB (16,384 pages) right after freeing as much
