@@ -118,7 +118,8 @@ def keep_priority(pid: int) -> None:
     On Linux with autogroup scheduling (the default of most distributions), a new session is a new
     scheduling group whose CPU share ignores the nice value it inherited: torchrun's workers under
     `nice make run` would compete with everything else at full weight. Copying this process's group
-    nice (`/proc/<pid>/autogroup`, sched(7)) keeps them yielding. Nothing to do elsewhere.
+    nice (`/proc/<pid>/autogroup`, sched(7)) keeps them yielding. Without autogroups the inherited
+    nice value already applies.
     """
     own = Path("/proc/self/autogroup")
     try:

@@ -1,4 +1,4 @@
-"""torch: CUDA calls in upstream modules act on the CPU, and CPU tensors pass CUDA type checks."""
+"""torch: CUDA calls in upstream modules act on the CPU, CPU tensors pass CUDA type checks, freed memory is reused."""
 
 from __future__ import annotations
 
