@@ -62,9 +62,9 @@ def require_supported_machine() -> None:
 
 
 def start_process() -> bool:
-    """What every process of the series does first, NeMo or not: refuse an unsupported machine and, when CUDA
-    is absent, keep freed tensor memory for reuse (`pytorch.freed_memory_stays_mapped`). Imports no NeMo.
-    Returns True on the CPU rehearsal."""
+    """What every process of the series does before its work (a notebook's kernel in `notebook.start`, a NeMo
+    process in `enable`): refuse an unsupported machine and, when CUDA is absent, keep freed tensor memory for
+    reuse (`pytorch.freed_memory_stays_mapped`). Imports no NeMo. Returns True on the CPU rehearsal."""
     require_supported_machine()
     if torch.cuda.is_available():
         return False
