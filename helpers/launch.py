@@ -121,13 +121,22 @@ def keep_priority(pid: int) -> None:
     nice (`/proc/<pid>/autogroup`, sched(7)) keeps them yielding. Without autogroups the inherited
     nice value already applies.
     """
-    own = Path("/proc/self/autogroup")
     try:
-        nice = own.read_text().split()[-1]  # "/autogroup-25 nice 0"
-        if nice != "0":
-            Path(f"/proc/{pid}/autogroup").write_text(nice)
+        nice = group_nice(Path("/proc/self/autogroup").read_text())
+        if nice:
+            Path(f"/proc/{pid}/autogroup").write_text(str(nice))
     except OSError:  # no autogroup, or the child has already exited
         pass
+
+
+def group_nice(autogroup: str) -> int:
+    """The nice value in a `/proc/<pid>/autogroup` line ("/autogroup-25 nice 7"); 0 for an empty one.
+
+    The kernel prints nothing for a process in the root group: one whose session never left init's,
+    as in many containers (kernel/sched/autogroup.c, proc_sched_autogroup_show_task).
+    """
+    fields = autogroup.split()
+    return int(fields[-1]) if fields else 0
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -117,6 +117,13 @@ def test_a_launched_command_keeps_its_launchers_cpu_priority(tmp_path):
     assert report[-2:] == ["True", "7"]  # a session (so a scheduling group) of its own, at the launcher's priority
 
 
+def test_a_launcher_in_the_root_scheduling_group_reads_as_default_priority():
+    from helpers.launch import group_nice
+
+    assert group_nice("/autogroup-25 nice 7\n") == 7
+    assert group_nice("") == 0  # what the kernel prints for a process whose session never left init's (containers)
+
+
 def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
     import subprocess
 
