@@ -130,13 +130,14 @@ def keep_priority(pid: int) -> None:
 
 
 def group_nice(autogroup: str) -> int:
-    """The nice value in a `/proc/<pid>/autogroup` line ("/autogroup-25 nice 7"); 0 for an empty one.
+    """The group priority a child's new group needs, from this process's `/proc/self/autogroup` line.
 
-    The kernel prints nothing for a process in the root group: one whose session never left init's,
-    as in many containers (kernel/sched/autogroup.c, proc_sched_autogroup_show_task).
+    That is the group's nice value ("/autogroup-25 nice 7"). The kernel prints nothing for a process in
+    the root group, one whose session never left init's, as in many containers (kernel/sched/autogroup.c,
+    proc_sched_autogroup_show_task): there the process competes by its own nice value.
     """
     fields = autogroup.split()
-    return int(fields[-1]) if fields else 0
+    return int(fields[-1]) if fields else os.nice(0)
 
 
 def _stop(process: subprocess.Popen) -> None:
