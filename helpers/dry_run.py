@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import conversion, distill, nemo_model, prune
+from helpers import conversion, distill, prune
 from helpers.checkpoints import COMPONENTS, Architecture
 from helpers.distill import budget
 from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
-from helpers.evaluate import mmlu
+from helpers.evaluate import losses, mmlu
 from helpers.profiles import KINDS, Profile
 from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
@@ -92,8 +92,8 @@ def commands(profile: Profile, ws: Workspace) -> list[Step]:
     students = {kind: ws.pruned(kind) for kind in KINDS}
     steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", conversion.Job(ws.hf_teacher, ws.teacher, report / "import-logits.json")))]
     steps += [Step("02", f"prune: {kind}", prune.command(profile, ws, kind)) for kind in (*KINDS, "drop")]
-    steps.append(Step("02", "validation loss of teacher and pruned students", nemo_model.command({"teacher": ws.teacher} | {f"{kind}-pruned": path for kind, path in students.items()}, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
     steps.append(Step("02", "export the pruned students", conversion.command("export", *(conversion.export_job(ws, f"{kind}-pruned", path) for kind, path in students.items()))))
+    steps.append(Step("02", "validation loss of teacher and pruned students", losses.command({"teacher": ws.hf_teacher} | {f"{kind}-pruned": ws.exported(f"{kind}-pruned") for kind in students}, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
     steps += [Step("03", f"distill: {kind}", distill.command(profile, ws, kind)) for kind in KINDS]
     steps.append(Step("04", "export the best distilled checkpoints", conversion.command("export", *(conversion.export_job(ws, f"{kind}-distilled", distill.run_dir(ws, kind) / "best") for kind in KINDS))))
     if profile.evaluation.mmlu:

@@ -25,13 +25,9 @@ class Stopwatch:
         self.startup: float | None = None
 
     def line(self, line: str) -> None:
-        imported = _IMPORTED.match(line)
-        if not imported:
-            return
-        if self.startup is None:  # the command itself: everything since it was launched
+        """The first import line ends the start-up (a process the command starts later overlaps its work)."""
+        if self.startup is None and _IMPORTED.match(line):
             self.startup = time.perf_counter() - self.started
-        else:  # a process the command started (a re-save, say) imported NeMo again
-            self.startup += float(imported.group(1))
 
     def record(self, log: Path) -> None:
         """Append this command's times to the log folder's records."""

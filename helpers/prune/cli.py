@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 from helpers.checkpoints import architecture, require_nemo_checkpoint
 from helpers.errors import SettingError
-from helpers.launch import child_env, is_rank0, python_module, require_launched
+from helpers.launch import is_rank0, require_launched
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
-from helpers.prune import importance
+from helpers.prune import importance, resave
 from helpers.prune.checks import check_prune_args, gather
 
 
@@ -109,6 +108,7 @@ def prune(args: argparse.Namespace) -> Path:
         drop_layers=args.drop_layers,
     )
     scores: dict = {}
+    standby = resave.Standby(work, complete) if rank0 else None  # its start-up overlaps the pruning
     try:
         with importance.recorded(scores):
             llm.prune(
@@ -127,7 +127,7 @@ def prune(args: argparse.Namespace) -> Path:
             )
         torch.distributed.barrier()
         if rank0:  # the other ranks are done; re-saving loads the whole model in one process
-            subprocess.run(python_module("helpers.prune.resave", work, complete), env=child_env(), check=True)
+            standby.run()
             remove(work)
             complete.rename(work)
             kept = architecture(work).num_layers
@@ -143,6 +143,7 @@ def prune(args: argparse.Namespace) -> Path:
             print(f"Pruned checkpoint: {save}")
     finally:
         if rank0:
+            standby.cancel()
             remove(work)
             remove(complete)
     return save

@@ -19,8 +19,13 @@ the checkpoint through the same code.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
+
+from helpers.launch import child_env, python_module
+
+GO = "go"
 
 
 def lenient_trainer():
@@ -50,11 +55,41 @@ def resave(source: Path, output: Path) -> None:
     TrainerContext.from_trainer(trainer).io_dump(ckpt_to_context_subdir(output), yaml_attrs=["model"])
 
 
+class Standby:
+    """A re-save process started while the ranks prune: its NeMo start-up (~20 s on a CPU core, a minute on
+    a busy node) overlaps the calibration instead of following it. `run` re-saves once the source is
+    complete; `cancel` stops a re-save that is no longer wanted (it has written nothing until `run`).
+    """
+
+    def __init__(self, source: Path, output: Path):
+        command = python_module("helpers.prune.resave", source, output, "--standby")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, text=True, env=child_env())
+
+    def run(self) -> None:
+        """Re-save now (the source is complete) and wait; raise if it failed."""
+        self.process.communicate(f"{GO}\n")
+        if self.process.returncode:
+            raise subprocess.CalledProcessError(self.process.returncode, self.process.args)
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.prune.resave", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path, help="the checkpoint llm.prune wrote")
     p.add_argument("output", type=Path, help="where to write the complete checkpoint (a new folder)")
+    p.add_argument("--standby", action="store_true", help=f"import NeMo, then wait for a line '{GO}' on stdin before re-saving")
     args = p.parse_args(argv)
+    if args.standby:
+        from helpers.stack import nemo_llm
+
+        nemo_llm()
+        if sys.stdin.readline().strip() != GO:
+            print("helpers.prune.resave: no go on stdin; nothing written", file=sys.stderr)
+            return 1
     resave(args.source, args.output)
     return 0
 

@@ -7,7 +7,7 @@ from interpreters import run_together
 
 ENTRY_POINTS = {
     "helpers.prune": "--target_num_layers", "helpers.distill": "--teacher_path", "helpers.conversion": "--report",
-    "helpers.nemo_model": "--checkpoint", "helpers.prune.resave": "source", "helpers.evaluate.speed": "--rounds",
+    "helpers.evaluate.losses": "--checkpoint", "helpers.prune.resave": "source", "helpers.evaluate.speed": "--rounds",
     "helpers.series": "--dry-run",
 }  # fmt: skip
 

@@ -6,7 +6,8 @@ from helpers import timings
 from helpers.launch import run
 from helpers.stack import IMPORTED
 
-# A command that starts up for 0.4 s, then runs a process that imports NeMo for 0.6 s, then works for 0.4 s.
+# A command that starts up for 0.4 s, then works for 1 s, meanwhile starting a process that imports NeMo too
+# (prune's standby re-save): that import overlaps the work and is not start-up.
 COMMAND = f"""
 import time
 time.sleep(0.4)
@@ -17,14 +18,14 @@ time.sleep(0.4)
 """
 
 
-def test_start_up_lasts_until_nemo_is_imported_and_counts_nested_imports(tmp_path):
+def test_start_up_lasts_until_the_command_has_imported_nemo(tmp_path):
     run([sys.executable, "-c", COMMAND], tmp_path / "02-prune-depth.log")
     run([sys.executable, "-c", "pass"], tmp_path / "04-mmlu-teacher.log")  # no NeMo: all of it is work
     table = timings.commands(tmp_path)
     prune, mmlu = table.loc["02-prune-depth"], table.loc["04-mmlu-teacher"]
-    # Lower bounds only (a loaded machine only adds time): the nested import not counted would leave start-up at
-    # ~0.4 s; counted twice (its seconds on top of the wall time that already holds them) would leave work < 0.
-    assert prune["notebook"] == "02" and prune["startup_s"] >= 1.0 and prune["work_s"] >= 0.35
+    # Lower bounds only (a loaded machine only adds time): the second import taken as start-up would leave
+    # work at ~0.4 s.
+    assert prune["notebook"] == "02" and prune["startup_s"] >= 0.4 and prune["work_s"] >= 0.95
     assert mmlu["startup_s"] == 0 and mmlu["work_s"] == mmlu["total_s"]
 
 
