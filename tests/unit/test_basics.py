@@ -142,3 +142,18 @@ def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
         with pytest.raises(SettingError):
             require_not_running(output, "--name")
     require_not_running(output, "--name")
+
+
+def test_the_stack_is_imported_with_garbage_collection_paused_and_its_objects_frozen():
+    import gc
+
+    from helpers.stack import garbage_collection_paused
+
+    assert gc.isenabled()
+    try:
+        with garbage_collection_paused():
+            assert not gc.isenabled()
+            made = [[index] for index in range(1000)]  # what an import leaves: objects that stay
+        assert gc.isenabled() and gc.get_freeze_count() >= len(made)
+    finally:
+        gc.unfreeze()
