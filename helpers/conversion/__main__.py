@@ -1,5 +1,8 @@
 import sys
 
-from helpers.conversion.cli import main
+from helpers.stack import pause_garbage_collection
+
+pause_garbage_collection()  # through every import, until NeMo's stack is in (helpers/stack.py)
+from helpers.conversion.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -147,13 +147,15 @@ def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
 def test_the_stack_is_imported_with_garbage_collection_paused_and_its_objects_frozen():
     import gc
 
-    from helpers.stack import garbage_collection_paused
+    from helpers.stack import garbage_collection_paused, pause_garbage_collection
 
-    assert gc.isenabled()
     try:
+        pause_garbage_collection()  # an entry point, before its first import
+        assert not gc.isenabled()
         with garbage_collection_paused():
             assert not gc.isenabled()
             made = [[index] for index in range(1000)]  # what an import leaves: objects that stay
         assert gc.isenabled() and gc.get_freeze_count() >= len(made)
     finally:
         gc.unfreeze()
+        gc.enable()
