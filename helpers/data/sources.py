@@ -8,11 +8,11 @@ from pathlib import Path
 from helpers.checkpoints import is_hf_checkpoint
 from helpers.data.corpus import build_tiny_wikitext, is_corpus_dir
 from helpers.data.gguf_teacher import gguf_to_hf
-from helpers.data.tiny_teacher import build_tiny_teacher
+from helpers.data import build_cache, tiny_teacher
 from helpers.data.tokenizer import build_qwen3_tokenizer, is_tokenizer_dir
 from helpers.errors import refuse
 from helpers.outputs import produce
-from helpers.profiles import Profile
+from helpers.profiles import ModelSource, Profile
 from helpers.workspace import Workspace
 
 
@@ -34,8 +34,21 @@ def prepare_teacher(profile: Profile, ws: Workspace, overwrite: bool = False) ->
         tokenizer = produce(
             ws.assets / "qwen3-tokenizer", build_qwen3_tokenizer, is_valid=is_tokenizer_dir, overwrite=overwrite, what="Qwen3 tokenizer"
         )
-        build, what = (lambda partial: build_tiny_teacher(source.tiny, tokenizer, corpus_dir(ws), partial)), f"{source.name} teacher"
+        build, what = _tiny_teacher(source, tokenizer, corpus_dir(ws), rebuild=overwrite), f"{source.name} teacher"
     return produce(ws.hf_teacher, build, is_valid=is_hf_checkpoint, overwrite=overwrite, what=what)
+
+
+def _tiny_teacher(source: ModelSource, tokenizer: Path, corpus: Path, rebuild: bool):
+    """Train the tiny teacher, or copy the one this machine already trained from the same recipe."""
+
+    def build(partial: Path) -> None:
+        build_cache.reuse_or_build(
+            tiny_teacher.recipe(source.tiny, tokenizer, corpus),
+            lambda out: tiny_teacher.build_tiny_teacher(source.tiny, tokenizer, corpus, out),
+            partial, what=f"{source.name} teacher", rebuild=rebuild,
+        )  # fmt: skip
+
+    return build
 
 
 def _download(hf_id: str, local_dir: Path) -> None:

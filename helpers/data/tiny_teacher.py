@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from helpers.data import cpu_dtype
+from helpers.data.build_cache import file_sha256
 from helpers.profiles import TinyQwen3
 from helpers.workspace import SPLITS
 
@@ -80,6 +82,22 @@ class _FullVocabularyLoss:
         compact = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")  # lse - target
         lse = compact + logits.gather(-1, targets).flatten()
         return (compact + F.softplus(self.log_unused - lse)).mean()
+
+
+def recipe(spec: TinyQwen3, tokenizer_dir: Path, corpus_dir: Path) -> dict:
+    """Everything the trained teacher depends on: the build cache (`build_cache`) names its entry by this."""
+    import torch
+    import transformers
+
+    return {
+        "spec": asdict(spec),
+        "corpus": {split: file_sha256(corpus_dir / f"{split}.txt") for split in SPLITS},
+        "tokenizer": {path.name: file_sha256(path) for path in sorted(tokenizer_dir.iterdir()) if path.is_file()},
+        "code": file_sha256(Path(__file__)),
+        "libraries": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+        "dtype": str(cpu_dtype.training_dtype()),
+    }
 
 
 def build_tiny_teacher(spec: TinyQwen3, tokenizer_dir: Path, corpus_dir: Path, out_dir: Path) -> dict:
