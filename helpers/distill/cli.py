@@ -153,6 +153,7 @@ def distill(args: argparse.Namespace) -> dict:
             average_in_collective=True,
         ),
         ckpt_load_strictness=StrictHandling.LOG_ALL if args.legacy_ckpt else None,
+        ckpt_async_save=rehearsal.async_checkpoint_saves(),
     )
     trainer = nl.Trainer(
         devices=args.devices,
