@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers import timings
 from helpers.profiles import DEFAULT_PROFILE, PROFILE_ENV, get_profile
 from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, open_workspace
 
@@ -66,9 +67,9 @@ def execute(notebook: Path, executed: Path, timeout: int | None = None) -> float
     return time.perf_counter() - started
 
 
-def summary(ws: Workspace, seconds: dict[str, float]) -> str:
+def summary(ws: Workspace, seconds: dict[str, float], cpu: dict[str, float]) -> str:
     """Timings, the comparison table and where everything is, on one screen."""
-    from helpers import distill, timings
+    from helpers import distill
     from helpers.evaluate import comparison
 
     columns = ["parameters", "non-embedding parameters", "test perplexity", "prefill time / teacher", "decode time / teacher"]
@@ -86,8 +87,9 @@ def summary(ws: Workspace, seconds: dict[str, float]) -> str:
             "Distillation (validation loss):",
             kd.to_string(),
             "",
-            "Where the time went: each notebook's commands (start-up until NeMo is imported, then work) and its kernel:",
-            timings.breakdown(ws.logs, seconds).to_string(),
+            "Where the time went: each notebook's commands (start-up until NeMo is imported, then work) and its kernel;",
+            "the CPU seconds of the notebook's kernel and every process it started, and how many cores that kept busy:",
+            timings.breakdown(ws.logs, seconds, cpu).to_string(),
             "",
             "Each command (seconds):",
             timings.commands(ws.logs).to_string(),
@@ -118,15 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[WORKDIR_ENV] = str(Path(args.workdir).expanduser().resolve())
     ws = open_workspace(profile.name, profile.model.name)
     print(f"Running the series on profile {profile.name!r} in {ws.root}")
-    seconds = {}
+    seconds, cpu = {}, {}
     for name in NOTEBOOKS:
+        cpu_before = timings.children_cpu()  # the kernel is this process's child, and ends with the notebook
         try:
             seconds[name] = execute(REPOSITORY / name, ws.executed / name, args.timeout)
         except NotebookFailed as error:
             print(error, file=sys.stderr)
             return 1
-        print(f"{name}: {seconds[name]:.0f} s")
-    print("\n" + summary(ws, seconds))
+        cpu[name] = timings.children_cpu() - cpu_before
+        print(f"{name}: {seconds[name]:.0f} s, {cpu[name]:.0f} CPU s")
+    print("\n" + summary(ws, seconds, cpu))
     return 0
 
 

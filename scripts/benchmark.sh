@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measure this machine's budgets from a fresh clone: environment from nothing, unit tests, the series
-# (`make run`) on each profile in $PROFILES, and the full `make test`. Prints one line per budget, then,
-# for each series, where its time went: per notebook and per command, start-up (until NeMo is imported)
-# against work.
+# (`make run`) on each profile in $PROFILES, and the full `make test`. Prints one line per budget (wall and
+# CPU seconds), then, for each series, where its time went: per notebook and per command, start-up (until
+# NeMo is imported) against work, and the CPU seconds each used.
 #   scripts/benchmark.sh                                   tiny series and make test (~45 min on 2 CPU cores)
 #   scripts/benchmark.sh --no-test                         without make test
 #   PROFILES="tiny smollm2-135m" scripts/benchmark.sh      also the real model's series (~30 min more)
@@ -13,11 +13,13 @@ git clone --quiet "$repo" "$scratch/clone"
 cd "$scratch/clone"
 export TUTORIAL_WORKDIR="$scratch/work"
 
-timed() {  # timed <label> <command...>: run quietly, log to $scratch/<label>.log, print the seconds
-  local label="$1" start=$SECONDS
+timed() {  # timed <label> <command...>: run quietly, log to $scratch/<label>.log, print wall and CPU seconds
+  local label="$1" TIMEFORMAT="%R %U %S" measured
   shift
-  "$@" >"$scratch/$label.log" 2>&1 || { echo "$label FAILED: see $scratch/$label.log"; exit 1; }
-  printf '%-28s %5d s\n' "$label" $((SECONDS - start))
+  measured=$( { time "$@" >"$scratch/$label.log" 2>&1; } 2>&1 ) || { echo "$label FAILED: see $scratch/$label.log"; exit 1; }
+  # CPU seconds (user + system, of every process the step started) over wall seconds: how many cores it kept busy.
+  awk -v label="$label" -v m="$measured" 'BEGIN { split(m, t, " "); cpu = t[2] + t[3];
+    printf "%-28s %5.0f s  %6.0f CPU s  (%.2f cores busy)\n", label, t[1], cpu, cpu / t[1] }'
 }
 
 timed environment make env

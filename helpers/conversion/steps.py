@@ -15,7 +15,11 @@ The check itself is in `logits`.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -90,9 +94,38 @@ def import_to_nemo(hf: HFModel, output: Path, overwrite: bool = False) -> Path:
     )
 
     def convert(partial: Path) -> None:
-        llm.import_ckpt(model=model, source=f"hf://{hf.path}", output_path=partial)
+        with own_tokenizer_folder():
+            llm.import_ckpt(model=model, source=f"hf://{hf.path}", output_path=partial)
 
     return produce(output, convert, is_valid=is_nemo_checkpoint, overwrite=overwrite, what="NeMo checkpoint")
+
+
+@contextlib.contextmanager
+def own_tokenizer_folder():
+    """Inside the block, NeMo's importers save the Hugging Face tokenizer to a new folder of their own.
+
+    Every importer saves it to one fixed folder, /tmp/nemo_tokenizer (the default of `save_hf_tokenizer_assets`,
+    nemo/lightning/io/connector.py:319, called by qwen3.py:269 and llama.py:653), which nothing empties, and the
+    checkpoint copies that whole folder into context/nemo_tokenizer. Whatever an earlier import left there ends
+    up in the new checkpoint and in every export of it: another model's chat_template.jinja (which transformers
+    prefers to the template in tokenizer_config.json) or its tokenizer.model; and two imports at once write into
+    each other's tokenizer.
+    """
+    from nemo.lightning.io.connector import ModelConnector
+
+    shared = ModelConnector.save_hf_tokenizer_assets
+    parent = Path(tempfile.mkdtemp(prefix="nemo-import-"))
+    folder = parent / Path(inspect.signature(shared).parameters["save_path"].default).name  # the checkpoint keeps this name
+
+    def save_to_own_folder(self, tokenizer_name_or_path, save_path=None):
+        return shared(self, tokenizer_name_or_path, save_path=str(folder))
+
+    ModelConnector.save_hf_tokenizer_assets = save_to_own_folder
+    try:
+        yield folder
+    finally:
+        ModelConnector.save_hf_tokenizer_assets = shared
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def export_to_hf(checkpoint: Path, output: Path, overwrite: bool = False) -> Path:

@@ -7,68 +7,12 @@ resumption, not the learning, so this needs nothing from the notebooks and runs 
 import subprocess
 import time
 
-import numpy as np
 import psutil
-import pytest
 
 from helpers import distill, events
 from helpers.distill import runs
-from helpers.launch import child_env, python_module, run, torchrun
+from helpers.launch import child_env, run, torchrun
 from helpers.profiles import get_profile
-from helpers.workspace import Workspace
-
-VOCABULARY = 512
-
-
-def word_tokenizer(path):
-    """A Hugging Face tokenizer of VOCABULARY words ("w0" ... ), the first one marking the end of a text."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = models.WordLevel({f"w{i}": i for i in range(VOCABULARY)}, unk_token="w1")
-    tokenizer = Tokenizer(words)
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="w0", unk_token="w1").save_pretrained(path)
-    return path
-
-
-def small_qwen3(path, tokenizer, layers: int):
-    """A small Qwen3 (head_dim 128, as NeMo's importer expects) with random weights, and its tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
-
-    torch.manual_seed(layers)
-    config = Qwen3Config(vocab_size=VOCABULARY, hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=2,
-                         num_key_value_heads=1, head_dim=128, tie_word_embeddings=False)  # fmt: skip
-    Qwen3ForCausalLM(config).save_pretrained(path)
-    AutoTokenizer.from_pretrained(tokenizer).save_pretrained(path)
-    return path
-
-
-def random_documents(prefix, documents: int = 200, length: int = 100):
-    """A tokenized dataset (.bin/.idx) of random word ids: enough documents for a 1% validation split."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
-
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    builder = IndexedDatasetBuilder(str(prefix.with_suffix(".bin")), dtype=np.int32)
-    for document in np.random.default_rng(0).integers(1, VOCABULARY, size=(documents, length)):
-        builder.add_document(document.tolist(), [length])
-    builder.finalize(str(prefix.with_suffix(".idx")))
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Workspace:
-    """A work directory holding a 2-layer teacher and a 1-layer 'depth-pruned' student in NeMo, and data."""
-    root = tmp_path_factory.mktemp("resume")
-    ws = Workspace(root=root, model_name="Qwen3-small")
-    tokenizer = word_tokenizer(root / "tokenizer")
-    imports = []
-    for layers, output in ((2, ws.teacher), (1, ws.pruned("depth"))):
-        source = small_qwen3(root / "hf" / output.name, tokenizer, layers)
-        imports += ["--source", source, "--output", output, "--report", root / "reports" / f"{output.name}.json"]
-    run(python_module("helpers.conversion", "import", *imports), root / "import.log")
-    random_documents(ws.data_prefix("train"))
-    return ws
 
 
 def first_step(event_file) -> int:
@@ -79,7 +23,8 @@ def first_step(event_file) -> int:
     return min(e.step + 1 for e in accumulator.Scalars("reduced_train_loss"))
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(ws, tmp_path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(small_nemo, tmp_path):
+    ws = small_nemo
     profile = get_profile("tiny")
     settings = {"--log_dir": str(tmp_path / "runs"), "--max_steps": "4", "--val_check_interval": "2", "--warmup_steps": "2", "--log_interval": "1",
                 "--gbs": "48", "--mbs": "1", "--limit_val_batches": "1"}  # fmt: skip  (24 micro-batches: a step lasts seconds)
