@@ -51,9 +51,14 @@ class CommandFailed(RuntimeError):
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without torch.distributed or torchrun state, with unbuffered Python output."""
+    """This process's environment without torch.distributed or torchrun state, with unbuffered Python output
+    and, on the CPU rehearsal, the allocator settings of `rehearsal.child_environment` (unless already set)."""
+    from helpers import rehearsal  # imports torch: only where a command is launched
+
     env = {k: v for k, v in os.environ.items() if k not in _DISTRIBUTED_ENV and not k.startswith(_DISTRIBUTED_PREFIXES)}
     env["PYTHONUNBUFFERED"] = "1"
+    for key, value in rehearsal.child_environment().items():
+        env.setdefault(key, value)
     env.update(extra or {})
     return env
 

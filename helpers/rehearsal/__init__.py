@@ -16,7 +16,10 @@ from helpers.errors import refuse
 from helpers.rehearsal import megatron, modelopt, nemo, pytorch
 from helpers.rehearsal.nemo import config_fields
 
-__all__ = ["WORKAROUNDS", "accelerator", "async_checkpoint_saves", "config_fields", "enable", "have_transformer_engine", "start_process"]
+__all__ = [
+    "WORKAROUNDS", "accelerator", "async_checkpoint_saves", "child_environment", "config_fields", "enable", "have_transformer_engine",
+    "start_process",
+]  # fmt: skip
 
 _applied = False
 
@@ -82,6 +85,12 @@ def start_process() -> bool:
         return False
     pytorch.freed_memory_stays_mapped()
     return True
+
+
+def child_environment() -> dict[str, str]:
+    """What every process launched from here gets in its environment: when CUDA is absent, the allocator settings
+    of `start_process` from the first allocation on (`pytorch.allocator_environment`)."""
+    return {} if torch.cuda.is_available() else pytorch.allocator_environment()
 
 
 def enable() -> bool:

@@ -163,6 +163,21 @@ def freed_memory_stays_mapped() -> None:
     libc.mallopt(m_trim_threshold, 2**31 - 1)
 
 
+def allocator_environment() -> dict[str, str]:
+    """The environment that gives a process `freed_memory_stays_mapped` from its start, in every thread.
+
+    The mallopt calls above come after the imports and reach the main arena only. glibc gives other threads
+    arenas of their own, which map every large block afresh whatever M_MMAP_MAX says (sysmalloc's fallback to
+    mmap outside the main arena, glibc 2.36 malloc/malloc.c). GLIBC_TUNABLES is read before the first
+    allocation: one arena for all threads, no mmap, no trimming. A tiny distillation on 2 AVX2 cores: 149 s ->
+    127 s, 71 -> 48 s of system time. What stays is fragmentation: a freed block a little smaller than the
+    next aligned request (posix_memalign asks for the size plus the alignment) is passed over for new pages.
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return {}
+    return {"GLIBC_TUNABLES": "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295"}
+
+
 @contextlib.contextmanager
 def tensors_report_cuda_types():
     """Inside the block, `tensor.type()` names a CPU tensor as its CUDA twin ("torch.cuda.FloatTensor")."""

@@ -95,6 +95,16 @@ def test_a_child_of_a_torchrun_worker_does_not_inherit_its_rendezvous(monkeypatc
     assert set(worker) & set(child_env()) == {"OMP_NUM_THREADS"}  # a resource setting, not distributed state
 
 
+def test_on_the_cpu_launched_processes_get_the_allocator_settings_and_on_a_gpu_nothing(monkeypatch):
+    tunables = dict(item.split("=") for item in child_env()["GLIBC_TUNABLES"].split(":"))
+    assert tunables["glibc.malloc.arena_max"] == "1" and tunables["glibc.malloc.mmap_max"] == "0"
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
+    assert child_env()["GLIBC_TUNABLES"] == "glibc.malloc.tcache_count=0"  # a setting of the user's own stays
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert "GLIBC_TUNABLES" not in child_env()
+
+
 # In a session of its own at a lowered group priority, launch a command that reports its scheduling group.
 NICED_LAUNCH = r"""
 import os, sys
