@@ -100,6 +100,13 @@ def import_to_nemo(hf: HFModel, output: Path, overwrite: bool = False) -> Path:
     return produce(output, convert, is_valid=is_nemo_checkpoint, overwrite=overwrite, what="NeMo checkpoint")
 
 
+def shared_tokenizer_folder() -> Path:
+    """Where NeMo's importers save the Hugging Face tokenizer unless told otherwise (/tmp/nemo_tokenizer)."""
+    from nemo.lightning.io.connector import ModelConnector
+
+    return Path(inspect.signature(ModelConnector.save_hf_tokenizer_assets).parameters["save_path"].default)
+
+
 @contextlib.contextmanager
 def own_tokenizer_folder():
     """Inside the block, NeMo's importers save the Hugging Face tokenizer to a new folder of their own.
@@ -115,7 +122,7 @@ def own_tokenizer_folder():
 
     shared = ModelConnector.save_hf_tokenizer_assets
     parent = Path(tempfile.mkdtemp(prefix="nemo-import-"))
-    folder = parent / Path(inspect.signature(shared).parameters["save_path"].default).name  # the checkpoint keeps this name
+    folder = parent / shared_tokenizer_folder().name  # the checkpoint keeps the folder's name
 
     def save_to_own_folder(self, tokenizer_name_or_path, save_path=None):
         return shared(self, tokenizer_name_or_path, save_path=str(folder))

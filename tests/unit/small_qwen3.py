@@ -1,11 +1,10 @@
 """Small real Qwen3s imported into NeMo 2, with data: for tests of the NeMo entry points that need no notebook."""
 
 import contextlib
-import inspect
-from pathlib import Path
 
 import numpy as np
 
+from helpers.conversion.steps import shared_tokenizer_folder
 from helpers.launch import python_module, run
 from helpers.workspace import Workspace
 
@@ -54,9 +53,7 @@ STALE_FILE = "left-by-an-earlier-import.jinja"
 @contextlib.contextmanager
 def stale_file_in_nemos_tokenizer_folder():
     """A file in the folder where NeMo's importers save tokenizers by default, as another import would leave one."""
-    from nemo.lightning.io.connector import ModelConnector
-
-    shared = Path(inspect.signature(ModelConnector.save_hf_tokenizer_assets).parameters["save_path"].default)
+    shared = shared_tokenizer_folder()
     shared.mkdir(parents=True, exist_ok=True)
     (shared / STALE_FILE).write_text("{{ 'not this model' }}")
     try:
