@@ -4,10 +4,14 @@ bf16 halves memory traffic, but only processors with bf16 instructions (AVX512-B
 it natively; elsewhere (AVX2 only, e.g. many AMD EPYC and laptop CPUs) PyTorch emulates it and a
 matrix product runs ~24x slower than in fp32. A flag name is not proof, so the choice also times
 one matrix product of the shape that dominates training in both dtypes.
+
+`TUTORIAL_CPU_DTYPE=fp32` or `=bf16` overrides the choice (the tests use it to rehearse the other kind of CPU;
+forcing bf16 where it is emulated works, only ~24x slower).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -15,8 +19,12 @@ from pathlib import Path
 
 import torch
 
+from helpers.errors import refuse
+
 BF16_MIN_SPEEDUP = 1.25  # below this, fp32's exactness is worth more than bf16's speed
 PROBE_SHAPE = (1024, 256, 8192)  # tokens x hidden x output rows: the shape of the tiny teacher's output layer
+OVERRIDE = "TUTORIAL_CPU_DTYPE"
+FORCED = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,16 @@ def report() -> CpuReport:
     return CpuReport(capability, native, _matmul_ms(torch.float32), _matmul_ms(torch.bfloat16))
 
 
+def forced() -> torch.dtype | None:
+    """The dtype `TUTORIAL_CPU_DTYPE` forces, or None when it is unset or "auto"."""
+    value = os.environ.get(OVERRIDE, "auto").strip().lower()
+    if value == "auto":
+        return None
+    if value not in FORCED:
+        raise refuse(OVERRIDE, f"{value!r} is not a CPU training dtype", f"set it to one of {', '.join(FORCED)} or auto (or unset it)")
+    return FORCED[value]
+
+
 def training_dtype() -> torch.dtype:
-    """The dtype CPU training autocasts its matrix products to on this machine."""
-    return choose(report())
+    """The dtype CPU training autocasts its matrix products to on this machine (`TUTORIAL_CPU_DTYPE` overrides it)."""
+    return forced() or choose(report())

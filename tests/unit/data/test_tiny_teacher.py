@@ -8,6 +8,7 @@ import torch
 from helpers.data import cpu_dtype
 from helpers.data.cpu_dtype import CpuReport, choose
 from helpers.data.tiny_teacher import _FullVocabularyLoss
+from helpers.errors import SettingError
 
 
 @pytest.mark.parametrize(
@@ -36,11 +37,24 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
     assert not cpu_dtype.native_bf16(tmp_path / "absent")
 
 
+@pytest.mark.parametrize("value, dtype", [("fp32", torch.float32), ("BF16", torch.bfloat16), (" auto ", None)])
+def test_the_dtype_can_be_forced(monkeypatch, value, dtype):
+    monkeypatch.setenv(cpu_dtype.OVERRIDE, value)
+    assert cpu_dtype.forced() == dtype
+    assert cpu_dtype.training_dtype() == (dtype or choose(cpu_dtype.report()))
+
+
+def test_a_misspelt_dtype_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv(cpu_dtype.OVERRIDE, "float16")
+    with pytest.raises(SettingError, match=r"(?s)TUTORIAL_CPU_DTYPE: 'float16' is not .*fix: set it to one of fp32, bf16 or auto"):
+        cpu_dtype.training_dtype()
+
+
 def test_this_machine_gets_fp32_unless_its_bf16_is_native():
     report = cpu_dtype.report()
     assert report.capability == torch.backends.cpu.get_cpu_capability()
     if not report.native_bf16:
-        assert cpu_dtype.training_dtype() == torch.float32
+        assert choose(report) == torch.float32
 
 
 class _Logits(torch.nn.Module):
