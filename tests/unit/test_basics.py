@@ -169,3 +169,45 @@ def test_the_stack_is_imported_with_garbage_collection_paused_and_its_objects_fr
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_without_flock_an_owner_file_locks_and_a_dead_owner_is_taken_over(tmp_path, monkeypatch):
+    """Shared storage of a cluster (NFS without lockd, Lustre without -o flock) fails flock(2) with ENOSYS/ENOLCK."""
+    import errno
+    import fcntl
+    import socket
+    import subprocess
+
+    from helpers import outputs
+
+    def no_flock(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    output, owner = tmp_path / "run", outputs.owner_path(tmp_path / "run")
+    with outputs.exclusive(output, "--name"):
+        assert owner.read_text() == f"{socket.gethostname()} {os.getpid()}"
+        with pytest.raises(SettingError, match=f"--name: another process is still writing .*{owner.name}"):
+            outputs.require_not_running(output, "--name")
+    assert not owner.exists()  # released with the block
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True).stdout.strip()
+    owner.write_text(f"{socket.gethostname()} {gone}")  # a killed writer on this host: stale
+    outputs.require_not_running(output, "--name")
+    owner.write_text(f"node-7 {os.getpid()}")  # another host: cannot be checked from here
+    with pytest.raises(SettingError, match=f"(?s)wait for node-7:{os.getpid()} to finish; if that process is gone, delete {owner}"):
+        outputs.require_not_running(output, "--name")
+
+
+def test_other_flock_errors_are_not_taken_for_a_missing_lock_service(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from helpers import outputs
+
+    def bad_descriptor(handle, operation):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", bad_descriptor)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        outputs.require_not_running(tmp_path / "run", "--name")
