@@ -8,8 +8,6 @@ them only when CUDA is absent; on a GPU it returns without touching anything.
 
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 
 from helpers.errors import refuse
@@ -56,7 +54,12 @@ def async_checkpoint_saves() -> bool:
 
 
 def have_transformer_engine() -> bool:
-    return importlib.util.find_spec("transformer_engine") is not None
+    """Whether NeMo builds Transformer Engine layers, decided by the import NeMo's own layer choice makes
+    (`safe_import("transformer_engine")`, nemo/collections/llm/gpt/model/base.py:40): a TE that is installed but
+    fails to import (a CUDA or driver mismatch) leaves NeMo on the local spec, where finding the package would not."""
+    from nemo.utils.import_utils import safe_import
+
+    return safe_import("transformer_engine")[1]
 
 
 def require_supported_machine() -> None:

@@ -77,3 +77,19 @@ def test_rehearsal_is_inert_in_the_container_refuses_cuda_without_te_and_is_acti
         assert {"torch.Tensor.cuda", "megatron.core.timers.torch", "nemo.lightning.io.pl._fix_tensors_device",
                 "DMRegistry has RMSNorm", "freed memory is faulted in again"} <= changed  # fmt: skip
         assert {f"{module}.torch" for module in CUDA_CALL_SITES} <= changed
+
+
+def test_a_transformer_engine_that_fails_to_import_counts_as_absent(tmp_path, monkeypatch):
+    """NeMo decides by importing TE (gpt/model/base.py:40): a package that is found but broken leaves it on the local spec."""
+    import importlib
+    import importlib.util
+
+    from helpers import rehearsal
+
+    package = tmp_path / "transformer_engine"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise ImportError('libcudart.so.13: cannot open shared object file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert importlib.util.find_spec("transformer_engine") is not None  # what a look at the path would conclude
+    assert not rehearsal.have_transformer_engine()
