@@ -28,7 +28,6 @@ from helpers.workspace import Workspace
 
 HUB_CONFIGS = Path(__file__).parent / "hub_configs"
 GPU_HEADROOM = 0.9  # plan to use at most 90% of a GPU's memory: the CUDA context and fragmentation take the rest
-MFU = 0.4  # fraction of the GPUs' bf16 peak that LLM training reaches
 TOKENIZED_GB = 0.6  # WikiText-103 as Megatron .bin/.idx (~125M tokens of 4 bytes) and its JSONL
 
 
@@ -171,12 +170,13 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
                 problems.append(Problem(f"distill {kind}: --mbs", f"~{total:.0f} GB per GPU, over {GPU_HEADROOM:.0%} of the {gpu.name}'s {gpu.memory_gb:g} GB", "lower --mbs (keep --gbs: more micro-batches per step) or add tensor parallelism"))
         sections.append(f"Memory per GPU during distillation (GB; {gpu.name}, {gpu.memory_gb:g} GB):")
         sections.append(pd.DataFrame({kind: table["GB"] for kind, table in memory.items()}).to_string())
+        rate = budget.throughput(gpu)
         for kind in KINDS:
-            time = budget.time_estimate(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, kd, profile.distill, gpu.bf16_tflops, MFU)
-            sections.append(f"Time, distilling {kind}: {time['seconds per step']} s per step, {time['training time (excluding validation and checkpoints)']} of training ({time['assumed throughput']}).")
+            time = budget.time_estimate(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, kd, profile.distill, rate)
+            sections.append(f"Time, distilling {kind}: {time['seconds per step']} s per step, {time['run time (validations and checkpoints included)']} in all ({time['assumed throughput']}).")
     students = {kind: int(sizes.loc["total", f"{kind}-pruned"] * 1e9) for kind in KINDS}
     sections.append("Disk in the work directory (GB):")
-    sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB).to_string())
+    sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB, async_saves=profile.gpu is not None).to_string())
     sections.append("Problems:\n" + "\n".join(str(p) for p in problems) if problems else "No problems found: every command passes the checks its entry point applies.")
     return "\n\n".join(sections), problems
 

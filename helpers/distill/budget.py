@@ -73,6 +73,11 @@ def kd_logits_bytes(precision: str, tp_size: int) -> int:
     return 2 * BYTES[precision] + 4 * (8 if tp_size > 1 else 7)
 
 
+def data_parallel_size(settings: DistillSettings) -> int:
+    """Model replicas over all nodes: every device of every node, divided by the tensor, pipeline and context splits."""
+    return settings.devices * settings.num_nodes // (settings.tp_size * settings.pp_size * settings.cp_size)
+
+
 def memory_per_device(student: ModelShape, teacher: ModelShape, settings: DistillSettings, seq_length: int) -> pd.DataFrame:
     """Estimated memory per device in GB, by item, with the assumption behind each line.
 
@@ -83,7 +88,7 @@ def memory_per_device(student: ModelShape, teacher: ModelShape, settings: Distil
     """
     width = BYTES[settings.precision]
     model_shards = settings.tp_size * settings.pp_size
-    data_parallel = settings.devices * settings.num_nodes // (model_shards * settings.cp_size)
+    data_parallel = data_parallel_size(settings)
     optimizer_bytes = (4 if width == 2 else 0) + 8
     tokens = seq_length * settings.mbs / settings.cp_size
     logits = kd_logits_bytes(settings.precision, settings.tp_size)
@@ -101,46 +106,95 @@ def memory_per_device(student: ModelShape, teacher: ModelShape, settings: Distil
     return table
 
 
-def disk_estimate(teacher: int, students: dict[str, int], data_gb: float) -> pd.DataFrame:
-    """Disk a full run writes, in GB, from parameter counts (bf16 checkpoints; distillation keeps optimizer state)."""
+CHECKPOINT_BYTES = 14  # per parameter of a distillation checkpoint: weights (2, bf16), fp32 main copy (4), two Adam moments (8)
+
+
+def checkpoint_copies(async_saves: bool) -> int:
+    """The most copies of one run's checkpoint on disk at once: each validation saves a new best (top-1) and a
+    new `-last` copy (`save_last=True`: a full copy, not a link) while the previous ones still exist.
+
+    Synchronous saves (the CPU rehearsal) delete each superseded copy as soon as its successor is written
+    (Lightning's `_save_topk_checkpoint`, then `_save_last_checkpoint`): at most 3 at a time. Asynchronous
+    saves (NeMo's default on GPUs) defer every deletion until the new save is finalized
+    (nemo/lightning/pytorch/callbacks/model_checkpoint.py:690-703, `deferred_ckpts_to_remove`): the old best,
+    the old last, the new best and the new last, 4 copies.
+    """
+    return 4 if async_saves else 3
+
+
+def disk_estimate(teacher: int, students: dict[str, int], data_gb: float, async_saves: bool = True) -> pd.DataFrame:
+    """Disk a full run writes, in GB, from parameter counts: what stays, and the peak while the last distillation saves.
+
+    The runs go one after the other (notebook 03), so the peak is everything before the last run, plus that run's
+    checkpoints in flight (`checkpoint_copies`) around one of its validations.
+    """
+    copies = checkpoint_copies(async_saves)
+    run = {kind: 2 * n * CHECKPOINT_BYTES for kind, n in students.items()}
     rows = [
         ("teacher, Hugging Face (bf16)", teacher * 2),
         ("teacher, NeMo 2 (bf16)", teacher * 2),
         *((f"{kind}-pruned student, NeMo 2", n * 2) for kind, n in students.items()),
-        *((f"{kind} distillation: best and last checkpoint with fp32 Adam state (14 B per parameter)", 2 * n * 14) for kind, n in students.items()),
-        *((f"{kind} pruned and distilled, exported to Hugging Face", 2 * n * 2) for kind, n in students.items()),
+        *((f"{kind}-pruned student, exported to Hugging Face", n * 2) for kind, n in students.items()),
+        *((f"{kind} distillation: best and last checkpoint with optimizer state ({CHECKPOINT_BYTES} B per parameter)", run[kind]) for kind in students),
+        *((f"{kind}-distilled student, exported to Hugging Face", n * 2) for kind, n in students.items()),
     ]
     table = pd.DataFrame(rows, columns=["item", "GB"]).set_index("item") / 1e9
     table.loc["tokenized data"] = data_gb
-    table.loc["total"] = table["GB"].sum()
+    table.loc["total, when the series is done"] = table["GB"].sum()
+    last, last_size = list(students)[-1], list(students.values())[-1]
+    exports = sum(table.loc[f"{kind}-distilled student, exported to Hugging Face", "GB"] for kind in students)
+    before_last = table.loc["total, when the series is done", "GB"] - exports - run[last] / 1e9
+    in_flight = copies * last_size * CHECKPOINT_BYTES / 1e9
+    peak = f"peak: while the {last} distillation saves ({copies} copies of its checkpoint at once{', async saves' if async_saves else ''})"
+    table.loc[peak] = max(before_last + in_flight, table.loc["total, when the series is done", "GB"])
     return table.round(1)
 
 
 def measured_tflops(seconds: float = 1.0) -> float:
-    """Dense matmul throughput of this machine's accelerator (or CPU) in TFLOP/s, measured for about a second."""
+    """Dense fp32 matmul throughput of this machine's CPU in TFLOP/s, measured for about a second."""
     import torch
 
-    device, dtype = ("cuda", torch.bfloat16) if torch.cuda.is_available() else ("cpu", torch.float32)
-    size = 4096 if device == "cuda" else 1024
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
+    size = 1024
+    a, b = torch.randn(size, size), torch.randn(size, size)
     runs, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         a @ b
         runs += 1
-        if device == "cuda":
-            torch.cuda.synchronize()
     return 2 * size**3 * runs / (time.perf_counter() - start) / 1e12
 
 
-def time_estimate(student: ModelShape, teacher: ModelShape, kd: KDPlan, settings: DistillSettings, tflops_per_device: float, efficiency: float) -> dict:
+# The fraction of the devices' peak throughput a whole run reaches, validations and checkpoint saves included.
+# GPUs: calibrated on the reference, whose 40 steps on 8 x H100 took ~48 min (depth) and ~55 min (width) end to end:
+# `time_estimate`'s FLOPs at 989 TFLOP/s per GPU make 20.5 and 20.8 s per step at full peak, against 72 and 82.5 s
+# measured, so 28.5% and 25.2%; their mean puts both estimates within 7% (50.7 and 51.3 min).
+# CPUs: a guess from the tiny runs (checked in notebook 03 against the measured step time).
+GPU_EFFICIENCY = 0.27
+CPU_EFFICIENCY = 0.15
+
+
+@dataclass(frozen=True)
+class Throughput:
+    tflops_per_device: float
+    efficiency: float
+    source: str
+
+
+def throughput(gpu) -> Throughput:
+    """What a run's time is estimated from: the planned GPU's bf16 peak (from the profile: the notebook's kernel
+    never touches a GPU, so it holds no CUDA context on the devices the run needs), or this CPU, measured."""
+    if gpu is not None:
+        return Throughput(gpu.bf16_tflops, GPU_EFFICIENCY, f"{gpu.name} bf16 peak, efficiency calibrated on the reference's 8 x H100 runs")
+    return Throughput(measured_tflops(), CPU_EFFICIENCY, "this CPU's fp32 matmul, measured for a second")
+
+
+def time_estimate(student: ModelShape, teacher: ModelShape, kd: KDPlan, settings: DistillSettings, rate: Throughput) -> dict:
     """Seconds per step and for the whole run, from FLOPs: 6 per student and 2 per teacher parameter per token."""
     flops_per_step = kd.gbs * kd.seq_length * (6 * student.parameters + 2 * teacher.parameters)
     devices = settings.devices * settings.num_nodes
-    per_step = flops_per_step / (devices * tflops_per_device * 1e12 * efficiency)
+    per_step = flops_per_step / (devices * rate.tflops_per_device * 1e12 * rate.efficiency)
     return {
         "FLOPs per step": f"{flops_per_step:.3g}",
-        "assumed throughput": f"{tflops_per_device:.3g} TFLOP/s per device x {efficiency:.0%} efficiency x {devices} device(s)",
+        "assumed throughput": f"{rate.tflops_per_device:.3g} TFLOP/s per device x {rate.efficiency:.0%} x {devices} device(s) ({rate.source})",
         "seconds per step": round(per_step, 2),
-        "training time (excluding validation and checkpoints)": f"{per_step * kd.max_steps / 60:.1f} min",
+        "run time (validations and checkpoints included)": f"{per_step * kd.max_steps / 60:.1f} min",
     }

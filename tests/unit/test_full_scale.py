@@ -135,3 +135,29 @@ def test_series_dry_run_command_succeeds(name, tmp_path):
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "No problems found" in result.stdout and not any(tmp_path.iterdir())  # a plan writes nothing
+
+
+def test_the_time_estimate_is_calibrated_on_the_references_measured_runs():
+    """The reference measured ~48 min (depth) and ~55 min (width) for its 40 steps on 8 x H100, end to end."""
+    import re
+
+    text, _ = dry_run.plan(PROFILES["qwen3-8b"], WS)
+    minutes = {kind: float(m) for kind, m in re.findall(r"Time, distilling (\w+): [\d.]+ s per step, ([\d.]+) min in all", text)}
+    assert minutes.keys() == {"depth", "width"}
+    for kind, measured in {"depth": 48, "width": 55}.items():
+        assert abs(minutes[kind] - measured) / measured < 0.08, (kind, minutes[kind], measured)
+
+
+def test_the_disk_plan_counts_the_checkpoints_in_flight_at_the_peak():
+    """Async saves keep the old best and last until the new ones are final: 4 copies of a 14 B/parameter checkpoint."""
+    from helpers.distill import budget
+
+    students = {"depth": 6_000_000_000, "width": 5_000_000_000}
+    table = budget.disk_estimate(8_000_000_000, students, 0.5, async_saves=True)["GB"]
+    done = table["total, when the series is done"]
+    assert done == pytest.approx(8 * 2 * 2 + 11 * 2 * 3 + 11 * 2 * 14 + 0.5, abs=0.1)  # teacher x2; students as NeMo, HF, HF distilled; runs
+    peak = table[[row for row in table.index if row.startswith("peak")]].item()
+    before_width = 8 * 2 * 2 + 11 * 2 * 2 + 6 * 2 * 14 + 0.5  # no distilled exports yet; the depth run's two checkpoints
+    assert peak == pytest.approx(before_width + 4 * 5 * 14, abs=0.1) and peak > done
+    synchronous = budget.disk_estimate(8_000_000_000, students, 0.5, async_saves=False)["GB"]
+    assert synchronous.iloc[-1] == pytest.approx(before_width + 3 * 5 * 14, abs=0.1)
