@@ -13,9 +13,11 @@ that changes that (logit_layers, intermediate_layer_pairs, skip_lm_loss, kd_loss
 
 Beyond gpt_train.py: every setting is checked before a model is loaded; the data uses the model's
 own tokenizer; a rerun resumes an interrupted run and leaves a finished one alone (--overwrite
-restarts it); the validation loss before training is logged at step 0; a NaN or infinite loss
-stops the run with a diagnosis; checkpoints are saved right after each validation, so the best
-one is the one whose weights scored best; and it is recorded in <log_dir>/<name>/best.json.
+restarts it); a larger --max_steps continues a finished run at --min_lr (runs.RunState says why),
+and any other changed setting is refused (runs.relaunch_problems); the validation loss before
+training is logged at step 0; a NaN or infinite loss stops the run with a diagnosis; checkpoints
+are saved right after each validation, so the best one is the one whose weights scored best; and
+it is recorded in <log_dir>/<name>/best.json.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def settings(args: argparse.Namespace) -> dict:
-    """The launch settings as saved in run.json (paths absolute, so a run is recognised from anywhere)."""
+    """The launch settings as recorded for the run (paths absolute, so a run is recognised from anywhere)."""
     values = vars(args).copy()
     for key in ("model_path", "teacher_path", "kd_config", "log_dir", "index_mapping_dir", "tokenizer"):
         if values[key]:
@@ -88,13 +90,14 @@ def check(args: argparse.Namespace) -> runs.RunState:
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(run_dir(args), "--name")
     if args.overwrite:
-        return runs.RunState("new", 0, args.max_steps)
-    raise_if_any(runs.settings_problems(run_dir(args), settings(args)))
+        return runs.RunState("new", 0, args.max_steps, args.max_steps)
+    raise_if_any(runs.relaunch_problems(run_dir(args), settings(args)))
     return runs.state(run_dir(args), args.max_steps)
 
 
 def prepare(args: argparse.Namespace) -> None:
-    """Clear what must go (the whole run with --overwrite, checkpoints interrupted mid-save) and record the settings.
+    """Clear what must go (the whole run with --overwrite, checkpoints interrupted mid-save); record the settings of
+    a launch that starts the run (no checkpoint yet) or of a run that has no record.
 
     Every rank runs NeMo's logger and AutoResume before a process group exists, and AutoResume scans
     the run's checkpoints (nemo/collections/llm/api.py:1255-1266 -> nemo/lightning/resume.py:201-230,
@@ -108,7 +111,8 @@ def prepare(args: argparse.Namespace) -> None:
             remove(directory)
         for checkpoint in runs.remove_unfinished(directory):
             print(f"Removed {checkpoint.name}: it was interrupted while being saved.")
-        runs.save_settings(directory, settings(args))
+        if runs.latest(directory) is None or runs.started_with(directory) is None:
+            runs.save_settings(directory, settings(args))
 
     rank0_first(clean, key=f"prepare {args.name}")
 
@@ -191,8 +195,12 @@ def distill(args: argparse.Namespace) -> dict:
     )
     # Saved when each validation ends, named with that validation's loss. (gpt_train.py saves on
     # training steps instead, labelling each checkpoint with the *previous* validation's loss, so
-    # its "best" checkpoint is the one saved an interval after the best validation.)
-    checkpoint = ModelCheckpoint(monitor="val_loss", save_top_k=1, filename=runs.checkpoint_filename(args.name))
+    # its "best" checkpoint is the one saved an interval after the best validation.) The final step's
+    # checkpoints keep the optimizer state too, or a larger --max_steps could not continue the run
+    # (NeMo leaves it out by default: model_checkpoint.py:612-618; see runs.holds_optimizer_state).
+    checkpoint = ModelCheckpoint(
+        monitor="val_loss", save_top_k=1, filename=runs.checkpoint_filename(args.name), save_optim_on_train_end=True
+    )
     logger = nl.NeMoLogger(
         name=args.name,
         log_dir=args.log_dir,
@@ -256,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     if run_state.status == "finished":
         if is_rank0():
             record = runs.record_best(run_dir(args))
-            print(f"Nothing to do (pass --overwrite to train it again). Best checkpoint: {record['checkpoint']}")
+            print(
+                f"Nothing to do (a larger --max_steps continues it at --min_lr; --overwrite trains it again). "
+                f"Best checkpoint: {record['checkpoint']}"
+            )
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with exclusive(run_dir(args), "--name") if is_rank0() else nullcontext():  # rank 0 writes; the lock ends with it

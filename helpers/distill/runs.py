@@ -1,12 +1,17 @@
 """A distillation run on disk: its settings, its checkpoints, whether it finished, and its best checkpoint.
 
     <log_dir>/<name>/
-    ├── run.json                  the settings the run was started with
+    ├── settings/run.json         the settings the run was started with
     ├── checkpoints/<name>--val_loss=2.5901-step=39-consumed_samples=29952.0[-last]/
     ├── lightning_logs/version_*/events.out.tfevents.*   TensorBoard scalars (one version per launch)
     ├── best.json                 the checkpoint with the lowest validation loss, chosen after training
     ├── best -> checkpoints/...   the same, as a link
-    └── memory.json               peak memory of each rank during its last launch
+    ├── memory.json               peak memory of each rank during its last launch
+    └── run_<N>/                  NeMo's: the run's top-level files as they were at launch N (logs, best.json...)
+
+At every launch NeMo's logger moves the files (not the folders) at the top of the run into a new
+run_<N>/ (nemo/lightning/nemo_logger.py:294-301 lists them, pytorch/callbacks/model_checkpoint.py:150-166
+moves them when training starts): the settings live in a folder of their own so that they stay.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from helpers.checkpoints import is_nemo_checkpoint
 from helpers.errors import Problem
 from helpers.outputs import remove
 
-SETTINGS = "run.json"
+SETTINGS = Path("settings") / "run.json"
 BEST = "best.json"
 MEMORY = "memory.json"
-# Settings that define what a run trains; resuming with different values would mix two runs.
-IDENTITY = ("model_path", "teacher_path", "kd_config", "data_paths", "split", "seq_length", "gbs", "max_steps", "lr", "min_lr", "warmup_steps")
+# Settings that define what a run trains: a relaunch must give the values it started with (`relaunch_problems`).
+IDENTITY = ("model_path", "teacher_path", "kd_config", "data_paths", "split", "seq_length", "gbs", "lr", "min_lr")
 # Lightning appends -v1, -v2... to a name that is taken (a run restarted from an earlier step saves the same names).
 _NAME = re.compile(r"--val_loss=(?P<val_loss>[-\d.]+|nan|inf)-step=(?P<step>\d+)-consumed_samples=(?P<samples>[\d.]+)(?P<last>-last)?(-v\d+)?$")
 
@@ -61,23 +66,44 @@ def latest(run_dir: Path) -> Checkpoint | None:
 
 @dataclass(frozen=True)
 class RunState:
-    status: str  # "new", "partial" (resumable) or "finished"
+    """Where a run stands for a launch with `max_steps`.
+
+    A run is "extended" when `max_steps` exceeds the budget it was started with (`planned_steps`). Its
+    learning rate keeps the schedule it started with: the cosine decay to --min_lr ends at `planned_steps`,
+    and every added step trains at --min_lr. That is what the checkpoint restores: Lightning loads the
+    scheduler's state, its `max_steps` included (lightning/pytorch/trainer/connectors/
+    checkpoint_connector.py:385-393 -> torch/optim/lr_scheduler.py:199), and NeMo's schedule returns
+    `min_lr` beyond it (nemo/core/optim/lr_scheduler.py:355-357). It is also the rule to keep: the added
+    steps refine the annealed student where it stands, whereas warming up again to --lr would first undo
+    part of what the decay gained, which a few added steps cannot repay; and an interrupted extension
+    resumes on the same schedule, with nothing to remember beyond the checkpoint. For the full benefit
+    of a larger budget, distill again with --overwrite: its decay then spans all the steps.
+    """
+
+    status: str  # "new", "partial" (resumable), "extended" (resumable, past the planned budget) or "finished"
     step: int
     max_steps: int
+    planned_steps: int  # the budget the run was started with: its learning rate reaches --min_lr there
 
     def __str__(self) -> str:
+        planned, steps = self.planned_steps, self.max_steps
         return {
             "new": "no checkpoint yet: training starts at step 0",
-            "partial": f"interrupted at step {self.step} of {self.max_steps}: training resumes from there",
-            "finished": f"finished: all {self.max_steps} steps are done",
-        }[self.status]
+            "partial": f"interrupted at step {self.step} of {steps}: training resumes from there",
+            "extended": f"at step {self.step}, its budget grown from {planned} to {steps} steps: training resumes from "
+                        f"there; the learning rate follows the run's schedule down to --min_lr at step {planned} and "
+                        f"stays there for steps {planned + 1}-{steps}",
+            "finished": f"finished: all {steps} steps are done",
+        }[self.status]  # fmt: skip
 
 
 def state(run_dir: Path, max_steps: int) -> RunState:
     saved = [c.step for c in checkpoints(run_dir)]
     step = max(saved, default=0)
-    status = "finished" if step >= max_steps else "partial" if saved else "new"
-    return RunState(status, step, max_steps)
+    started = started_with(run_dir)
+    planned = started["max_steps"] if started and saved else max_steps
+    resumed = "extended" if max_steps > planned else "partial"
+    return RunState("finished" if step >= max_steps else resumed if saved else "new", step, max_steps, planned)
 
 
 def remove_unfinished(run_dir: Path) -> list[Path]:
@@ -95,25 +121,72 @@ def remove_unfinished(run_dir: Path) -> list[Path]:
     return removed
 
 
-def settings_problems(run_dir: Path, settings: dict) -> list[Problem]:
-    """Differences between a run already in `run_dir` and the settings of a new launch."""
-    saved_file = run_dir / SETTINGS
-    if not saved_file.is_file():
+def relaunch_problems(run_dir: Path, settings: dict) -> list[Problem]:
+    """Why a launch with `settings` may not continue the run in `run_dir`: the one rule for relaunching a run.
+
+    Everything that defines the run (IDENTITY) must be what it was started with; only the step budget,
+    --max_steps, may grow (`RunState` says what the added steps train at). It may not shrink below the
+    budget the run was started with (its learning rate decays over those steps) nor below the steps it
+    trained. --warmup_steps follows the budget (helpers/distill/budget.py), so it must match only while
+    the budget does: a grown budget keeps the run's own warmup. A run with no checkpoint has trained
+    nothing that could mix: its next launch starts it again with its own settings. A run without a
+    record is judged by its checkpoints alone.
+    """
+    found = checkpoints(run_dir)
+    if not found:
         return []
-    saved = json.loads(saved_file.read_text())
-    return [
-        Problem(
-            f"--{key}",
-            f"{settings.get(key)!r}, but the run in {run_dir} was started with {saved.get(key)!r}",
-            "give this run another --name (or --log_dir), or pass --overwrite to start it again from scratch",
-        )
-        for key in IDENTITY
-        if saved.get(key) != settings.get(key)
-    ]
+    started = started_with(run_dir) or settings
+    compared = IDENTITY + (("warmup_steps",) if settings["max_steps"] == started["max_steps"] else ())
+    changed = [key for key in compared if settings.get(key) != started.get(key)]
+    return [_changed(run_dir, key, settings.get(key), started.get(key)) for key in changed] + _budget_problems(
+        run_dir, settings["max_steps"], started["max_steps"], found[-1]
+    )
+
+
+def _changed(run_dir: Path, key: str, value, started) -> Problem:
+    return Problem(
+        f"--{key}",
+        f"{value!r}, but the run in {run_dir} was started with {started!r}",
+        "give this run another --name (or --log_dir), or pass --overwrite to start it again from scratch "
+        "(a run keeps its settings: only a larger --max_steps continues it, at --min_lr)",
+    )
+
+
+def _budget_problems(run_dir: Path, steps: int, planned: int, latest: Checkpoint) -> list[Problem]:
+    least = max(planned, latest.step)
+    if steps < least:
+        problem = f"{steps}, but the run in {run_dir} was started with {planned} steps and has trained {latest.step}"
+        fix = f"pass --max_steps {least} to finish it (more continues it at --min_lr), or --overwrite to start it again"
+        return [Problem("--max_steps", f"{problem}: a run's budget may only grow", fix)]
+    if steps > latest.step and not holds_optimizer_state(latest.path):
+        problem = f"{steps} continues the run in {run_dir} from {latest.path.name}, which holds no optimizer state"
+        fix = f"pass --overwrite to distill again for {steps} steps from the start (its learning rate decays over all)"
+        return [Problem("--max_steps", problem, fix)]
+    return []
+
+
+def holds_optimizer_state(checkpoint: Path) -> bool:
+    """Whether training can continue from `checkpoint`: it holds the optimizer's state beside the weights.
+
+    NeMo saves the final step's checkpoints without it unless told to (`save_optim_on_train_end`,
+    nemo/lightning/pytorch/callbacks/model_checkpoint.py:612-618), and resuming from one fails in
+    Megatron's loader: "Different dict keys encountered in `apply_factory_merges`"
+    (megatron/core/dist_checkpointing/mapping.py:688, reached from megatron_strategy.py:1114-1117).
+    """
+    from torch.distributed.checkpoint import FileSystemReader
+
+    keys = FileSystemReader(str(checkpoint / "weights")).read_metadata().state_dict_metadata
+    return any(key.startswith("optimizer.") for key in keys)
+
+
+def started_with(run_dir: Path) -> dict | None:
+    """The settings the run was started with, or None if it has no record."""
+    record = run_dir / SETTINGS
+    return json.loads(record.read_text()) if record.is_file() else None
 
 
 def save_settings(run_dir: Path, settings: dict) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SETTINGS).parent.mkdir(parents=True, exist_ok=True)
     (run_dir / SETTINGS).write_text(json.dumps(settings, indent=2))
 
 

@@ -27,10 +27,14 @@ def run_dir(ws: Workspace, kind: str) -> Path:
 
 
 def flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = None, overwrite: bool = False) -> list[str]:
-    """Command-line flags of `helpers.distill` (those of NeMo's gpt_train.py) for one student."""
+    """Command-line flags of `helpers.distill` (those of NeMo's gpt_train.py) for one student.
+
+    With a `kd_config` it is another run (another loss: runs.IDENTITY), named after the YAML file.
+    """
     settings, kd = profile.distill, plan(profile.distill, profile.data.seq_length)
+    name = f"{run_name(ws, kind)}-{Path(kd_config).stem}" if kd_config else run_name(ws, kind)
     args: list[object] = [
-        "--name", run_name(ws, kind), "--devices", settings.devices, "--num_nodes", settings.num_nodes,
+        "--name", name, "--devices", settings.devices, "--num_nodes", settings.num_nodes,
         "--tp_size", settings.tp_size, "--pp_size", settings.pp_size, "--cp_size", settings.cp_size,
         "--model_path", ws.pruned(kind), "--teacher_path", ws.teacher, "--legacy_ckpt", "--precision", settings.precision,
         "--log_dir", ws.distill_logs, "--max_steps", kd.max_steps, "--warmup_steps", kd.interval,

@@ -21,7 +21,7 @@ WORKER = textwrap.dedent(
     cli.remove = lambda path: (time.sleep(3), remove(path))
     cli.prepare(args)
     print(f"rank {os.environ['RANK']}: old run present {(log_dir / 'run' / 'old-checkpoint').exists()}, "
-          f"settings recorded {(log_dir / 'run' / 'run.json').exists()}", flush=True)
+          f"settings recorded {(log_dir / 'run' / cli.runs.SETTINGS).exists()}", flush=True)
     """
 )
 

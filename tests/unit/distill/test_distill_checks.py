@@ -7,7 +7,7 @@ import pytest
 import torch
 from fakes import TINY, command_line, nemo_checkpoint
 
-from helpers.distill import cli
+from helpers.distill import cli, runs
 
 BASE = {
     "--name": "run", "--devices": "2", "--max_steps": "12", "--warmup_steps": "2", "--gbs": "4", "--mbs": "2",
@@ -90,24 +90,32 @@ def test_valid_settings_pass(models, tmp_path):
     assert cli.check(args).status == "new"
 
 
+def finished_run(models, log_dir):
+    """The run of BASE's settings, finished: its checkpoints of steps 10 and 12 and its record."""
+    args = cli.parser().parse_args(argv(models, log_dir))
+    run_dir = log_dir / "run"
+    for loss, step, last in ((7.5, 9, ""), (7.4, 11, ""), (7.4, 11, "-last")):
+        name = f"run--val_loss={loss:.4f}-step={step}-consumed_samples={4 * (step + 1)}.0{last}"
+        nemo_checkpoint(run_dir / "checkpoints" / name, TINY)
+    runs.save_settings(run_dir, cli.settings(args))
+    return run_dir
+
+
 def test_a_run_with_other_settings_is_not_resumed(models, tmp_path, capsys):
-    args = cli.parser().parse_args(argv(models, tmp_path / "logs"))
-    (tmp_path / "logs" / "run").mkdir(parents=True)
-    (tmp_path / "logs" / "run" / "run.json").write_text(json.dumps({**cli.settings(args), "max_steps": 40}))
-    assert cli.main(argv(models, tmp_path / "logs")) == 2
-    assert "--max_steps: 12, but the run in" in capsys.readouterr().err
-    assert cli.check(cli.parser().parse_args(argv(models, tmp_path / "logs", overwrite=""))).status == "new"
+    finished_run(models, tmp_path / "logs")
+    assert cli.main(argv(models, tmp_path / "logs", lr="2e-3", max_steps="8")) == 2
+    refusal = capsys.readouterr().err
+    assert "--lr: 0.002, but the run in" in refusal and "was started with 0.0001" in refusal
+    assert "--max_steps: 8, but the run in" in refusal and "a run's budget may only grow" in refusal
+    assert cli.check(cli.parser().parse_args(argv(models, tmp_path / "logs", lr="2e-3", overwrite=""))).status == "new"
 
 
 def test_a_finished_run_is_reported_not_retrained(models, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun would set it
-    args = cli.parser().parse_args(argv(models, tmp_path / "logs"))
-    run_dir = tmp_path / "logs" / "run"
-    for loss, step, last in ((7.5, 9, ""), (7.4, 11, ""), (7.4, 11, "-last")):
-        nemo_checkpoint(run_dir / "checkpoints" / f"run--val_loss={loss:.4f}-step={step}-consumed_samples={4 * (step + 1)}.0{last}", TINY)
-    (run_dir / "run.json").write_text(json.dumps(cli.settings(args)))
+    run_dir = finished_run(models, tmp_path / "logs")
     assert cli.main(argv(models, tmp_path / "logs")) == 0
-    assert "finished: all 12 steps are done" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "finished: all 12 steps are done" in out and "a larger --max_steps continues it at --min_lr" in out
     assert json.loads((run_dir / "best.json").read_text())["step"] == 12
 
 
@@ -118,3 +126,14 @@ def test_a_run_still_going_is_not_started_twice(models, tmp_path, capsys):
         assert cli.main(argv(models, tmp_path / "logs")) == 2
     assert "--name: another process is still writing" in capsys.readouterr().err
     assert not (tmp_path / "logs" / "run").exists()
+
+
+def test_a_run_with_another_loss_is_another_run(tmp_path):
+    from helpers.distill import steps
+    from helpers.profiles import get_profile
+    from helpers.workspace import Workspace
+
+    profile, ws = get_profile("tiny"), Workspace(root=tmp_path, model_name="Qwen3")
+    logits_only = cli.parser().parse_args(steps.flags(profile, ws, "depth"))
+    intermediate = cli.parser().parse_args(steps.flags(profile, ws, "depth", kd_config=tmp_path / "kd_middle.yaml"))
+    assert logits_only.name == steps.run_name(ws, "depth") and intermediate.name == f"{logits_only.name}-kd_middle"

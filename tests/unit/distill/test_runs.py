@@ -27,7 +27,7 @@ def test_checkpoint_names_give_loss_and_steps_completed(tmp_path):
     add_checkpoint(tmp_path, 7.70, 3, last=True)
     found = runs.checkpoints(tmp_path)
     assert [(c.val_loss, c.step, c.last) for c in found] == [(7.75, 2, False), (7.70, 4, True)]
-    assert runs.state(tmp_path, 12) == runs.RunState("partial", 4, 12)
+    assert runs.state(tmp_path, 12) == runs.RunState("partial", 4, 12, 12)
     assert runs.state(tmp_path, 4).status == "finished" and runs.state(tmp_path / "none", 4).status == "new"
 
 
@@ -71,11 +71,83 @@ def test_best_needs_a_validated_checkpoint(tmp_path):
         runs.best(tmp_path)
 
 
-def test_settings_that_define_the_run_must_match(tmp_path):
-    runs.save_settings(tmp_path, {"max_steps": 12, "lr": 1e-3, "devices": 2})
-    assert runs.settings_problems(tmp_path, {"max_steps": 12, "lr": 1e-3, "devices": 1}) == []  # devices may change
-    (problem,) = runs.settings_problems(tmp_path, {"max_steps": 40, "lr": 1e-3})
-    assert problem.setting == "--max_steps" and "--overwrite" in problem.fix
+STARTED = {"max_steps": 12, "warmup_steps": 2, "lr": 1e-3, "min_lr": 1e-4, "gbs": 4, "devices": 2}
+
+
+def trainable(checkpoint):
+    """The checkpoint with optimizer state beside its weights, as the runs save every checkpoint."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    state = {f"{part}module.output_layer.weight": torch.zeros(2) for part in ("", "optimizer.state.exp_avg.")}
+    dcp.save(state, checkpoint_id=str(checkpoint / "weights"), no_dist=True)
+    return checkpoint
+
+
+def started_run(run_dir, trained_steps, optimizer_state=True):
+    runs.save_settings(run_dir, STARTED)
+    checkpoint = add_checkpoint(run_dir, 7.5, trained_steps - 1, last=True)
+    return trainable(checkpoint) if optimizer_state else checkpoint
+
+
+def problems(run_dir, **changes):
+    return [(p.setting, p.problem) for p in runs.relaunch_problems(run_dir, STARTED | changes)]
+
+
+def test_a_relaunch_keeps_what_defines_the_run(tmp_path):
+    started_run(tmp_path, 12)
+    assert problems(tmp_path) == problems(tmp_path, devices=1) == []  # the same run, on other devices
+    (refused,) = runs.relaunch_problems(tmp_path, STARTED | {"lr": 2e-3})
+    assert refused.setting == "--lr" and refused.problem == f"0.002, but the run in {tmp_path} was started with 0.001"
+    assert "--overwrite" in refused.fix and "only a larger --max_steps continues it, at --min_lr" in refused.fix
+
+
+def test_only_the_budget_may_grow_and_the_warmup_with_it(tmp_path):
+    started_run(tmp_path, 12)
+    assert problems(tmp_path, max_steps=16, warmup_steps=3) == []  # the budget's own warmup follows it
+    assert problems(tmp_path, warmup_steps=3) == [("--warmup_steps", f"3, but the run in {tmp_path} was started with 2")]
+    ((setting, problem),) = problems(tmp_path, max_steps=8)
+    assert setting == "--max_steps"
+    assert problem.endswith("started with 12 steps and has trained 12: a run's budget may only grow")
+
+
+def test_an_interrupted_or_extended_run_keeps_its_budget(tmp_path):
+    started_run(tmp_path / "interrupted", 8)  # planned 12: the schedule decays until then
+    assert [setting for setting, _ in problems(tmp_path / "interrupted", max_steps=10)] == ["--max_steps"]
+    started_run(tmp_path / "extended", 14)  # extended to 16, interrupted at 14
+    (refused,) = runs.relaunch_problems(tmp_path / "extended", STARTED)
+    assert "has trained 14" in refused.problem and "pass --max_steps 14 to finish it" in refused.fix
+    assert problems(tmp_path / "extended", max_steps=16) == []
+
+
+def test_an_extension_needs_the_optimizer_state(tmp_path):
+    checkpoint = started_run(tmp_path, 12, optimizer_state=False)
+    assert problems(tmp_path) == []  # finished: nothing to resume
+    ((setting, problem),) = problems(tmp_path, max_steps=16)
+    assert setting == "--max_steps" and problem.endswith(f"from {checkpoint.name}, which holds no optimizer state")
+    assert runs.holds_optimizer_state(trainable(checkpoint)) and problems(tmp_path, max_steps=16) == []
+
+
+def test_a_run_without_checkpoints_is_started_again_with_the_new_settings(tmp_path):
+    runs.save_settings(tmp_path, STARTED)
+    assert problems(tmp_path, lr=2e-3, max_steps=4) == []
+
+
+def test_a_run_without_a_record_is_judged_by_its_checkpoints(tmp_path):
+    trainable(add_checkpoint(tmp_path, 7.5, 11, last=True))
+    assert problems(tmp_path, lr=2e-3, max_steps=16) == []
+    assert [setting for setting, _ in problems(tmp_path, max_steps=8)] == ["--max_steps"]
+
+
+def test_an_extended_run_says_what_its_added_steps_train_at(tmp_path):
+    started_run(tmp_path, 12)
+    extended = runs.state(tmp_path, 16)
+    assert extended == runs.RunState("extended", 12, 16, 12)
+    assert str(extended) == (
+        "at step 12, its budget grown from 12 to 16 steps: training resumes from there; the learning rate follows "
+        "the run's schedule down to --min_lr at step 12 and stays there for steps 13-16"
+    )
+    assert runs.state(tmp_path, 12).status == "finished" and runs.state(tmp_path / "none", 16).status == "new"
 
 
 def write_events(log_dir, points):
