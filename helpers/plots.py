@@ -105,8 +105,17 @@ def kd_curves(curves, best: dict[str, dict], path: Path):
     return _save(figure, path)
 
 
+def _speed_caption(text: str, table) -> str:
+    """`text`, and what the grey "?" in a speed figure means if `table` holds ratios the measurement marked unreliable."""
+    from helpers.evaluate.speed import unreliable_note
+
+    note = unreliable_note(table)
+    return text + (f"\nGrey, '?': {note}" if note else "")
+
+
 def tradeoffs(table, path: Path, speed: str):
-    """Test perplexity against size and against prefill time relative to the teacher; arrows from each pruned student to its distilled self."""
+    """Test perplexity against size and against prefill time relative to the teacher; arrows from each pruned student to
+    its distilled self. A prefill time the measurement marked unreliable is drawn grey, its model's name with a "?"."""
     figure, (size, fast) = plt.subplots(1, 2, figsize=(11, 4.2))
     for axis, column, label in (
         (size, "non-embedding parameters", "non-embedding parameters (millions)"),
@@ -115,8 +124,10 @@ def tradeoffs(table, path: Path, speed: str):
         scale = 1e6 if column.endswith("parameters") else 1
         for model, row in table.iterrows():
             x, y = float(row[column]) / scale, float(row["test perplexity"])
-            axis.scatter([x], [y], color=color(model), marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"), s=80)
-            axis.annotate(model, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            unsure = axis is fast and not row["prefill reliable"]
+            axis.scatter([x], [y], color="lightgrey" if unsure else color(model), s=80,
+                         marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"))  # fmt: skip
+            axis.annotate(model + ("?" if unsure else ""), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         for kind in ("depth", "width"):
             start, end = table.loc[f"{kind}-pruned"], table.loc[f"{kind}-distilled"]
             axis.annotate("", xy=(float(end[column]) / scale, float(end["test perplexity"])),
@@ -125,22 +136,26 @@ def tradeoffs(table, path: Path, speed: str):
         axis.set(xlabel=label, ylabel="test perplexity (lower is better)")
     size.set_title("accuracy vs size")
     fast.set_title("accuracy vs speed")
-    figure.text(0.5, -0.02, f"speed: {speed}", ha="center", fontsize=8, wrap=True)
+    figure.text(0.5, -0.02, _speed_caption(f"speed: {speed}", table), ha="center", va="top", fontsize=8, wrap=True)
     return _save(figure, path)
 
 
 def speed(table, path: Path, settings: str):
-    """Prefill and decode time of each model relative to the teacher, measured in interleaved rounds."""
+    """Prefill and decode time of each model relative to the teacher, measured in interleaved rounds; a ratio the
+    measurement marked unreliable is drawn grey and labelled with a "?", and the note under the figure says why."""
+    from helpers.evaluate.speed import SIDES
+
     figure, axis = plt.subplots(figsize=(7.5, 3.6))
     models, width = list(table.index), 0.38
     x = np.arange(len(models))
-    for offset, column, hatch in ((-width / 2, "prefill time / teacher", ""), (width / 2, "decode time / teacher", "//")):
-        bars = axis.bar(x + offset, table[column].astype(float), width, color=[color(m) for m in models], alpha=0.8, hatch=hatch,
-                        label=column.split()[0], edgecolor="white")  # fmt: skip
-        axis.bar_label(bars, fmt="%.2f", fontsize=7)
+    for offset, side, hatch in zip((-width / 2, width / 2), SIDES, ("", "//")):
+        values, reliable = table[f"{side} time / teacher"].astype(float), table[f"{side} reliable"].astype(bool)
+        bars = axis.bar(x + offset, values, width, color=[color(m) if ok else "lightgrey" for m, ok in zip(models, reliable)],
+                        alpha=0.8, hatch=hatch, label=side, edgecolor="white")  # fmt: skip
+        axis.bar_label(bars, labels=[f"{v:.2f}" + ("" if ok else "?") for v, ok in zip(values, reliable)], fontsize=7)
     axis.axhline(1.0, color="black", linewidth=0.8)
     axis.set_xticks(x, models, rotation=15)
     axis.set(ylabel="time relative to the teacher (1 = same)", title="Speed relative to the teacher (lower is faster)")
     axis.legend(fontsize=8)
-    figure.text(0.5, -0.02, settings, ha="center", fontsize=8, wrap=True)
+    figure.text(0.5, -0.02, _speed_caption(settings, table), ha="center", va="top", fontsize=8, wrap=True)
     return _save(figure, path)

@@ -70,19 +70,17 @@ def execute(notebook: Path, executed: Path, timeout: int | None = None) -> float
 def summary(ws: Workspace, seconds: dict[str, float], cpu: dict[str, float]) -> str:
     """Timings, the comparison table and where everything is, on one screen."""
     from helpers import distill
-    from helpers.evaluate import comparison
+    from helpers.evaluate import comparison, speed
 
-    columns = ["parameters", "non-embedding parameters", "test perplexity", "prefill time / teacher", "decode time / teacher"]
-    table = pd.DataFrame(comparison.load(ws)["models"]).set_index("model")[columns]
-    table[columns[:2]] = (table[columns[:2]] / 1e6).round(2)
-    table = table.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
+    measured = pd.DataFrame(comparison.load(ws)["models"]).set_index("model")
+    note = speed.unreliable_note(measured)
     kd = distill.summary(ws)[["val_loss before KD (step 0)", "best val_loss", "best step"]]
     per_notebook = ", ".join(f"{name[:2]} {value / 60:.1f} min" for name, value in seconds.items())
     return "\n".join(
         [
             f"Series finished in {sum(seconds.values()) / 60:.1f} min ({per_notebook}).",
             "",
-            table.to_string(),
+            comparison.overview(measured).to_string() + (f"\n{note}" if note else ""),
             "",
             "Distillation (validation loss):",
             kd.to_string(),

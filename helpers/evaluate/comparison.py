@@ -56,20 +56,23 @@ def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
     timing = speed_settings(profile, ws)
     print(f"Speed: {timing}")
     speeds = measure_speed(ws, timing)
+    print(speed.unreliable_note(speeds) or f"Speed: every ratio within ±{speed.BOUND:.0%}.")
     table = pd.concat([pd.DataFrame(rows).T, speeds], axis=1).rename_axis("model")
     save(table, ws, tokens=int(windows.size), device=hf_model.device(), profile=profile.name, speed=str(timing))
     return table
 
 
 def speed_settings(profile: Profile, ws: Workspace) -> speed.SpeedSettings:
-    """What the speed measurement runs: the evaluation batch, the generation length, the teacher's dtype, this machine's threads."""
+    """What the speed measurement runs: the evaluation batch, the generation length, the profile's rounds (at most twice as
+    many on a busy machine), the teacher's dtype, this machine's threads."""
     import torch
 
     settings = profile.evaluation
     dtype = json.loads((ws.hf_teacher / "config.json").read_text()).get("torch_dtype", "float32")
     return speed.SpeedSettings(
         batch_size=settings.batch_size, seq_length=settings.seq_length, decode_tokens=settings.max_new_tokens,
-        rounds=settings.speed_rounds, device=hf_model.device(), dtype=dtype, threads=torch.get_num_threads(),
+        rounds=settings.speed_rounds, max_rounds=speed.MAX_ROUNDS_FACTOR * settings.speed_rounds,
+        device=hf_model.device(), dtype=dtype, threads=torch.get_num_threads(),
     )  # fmt: skip
 
 
@@ -101,6 +104,14 @@ def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd
     return table
 
 
+def overview(table: pd.DataFrame) -> pd.DataFrame:
+    """Size, perplexity and speed of each model, parameters in millions, a speed ratio marked unreliable saying so."""
+    columns = ["parameters", "non-embedding parameters", "test perplexity", *speed.RATIOS]
+    shown = speed.marked(table)[columns]
+    shown[columns[:2]] = (shown[columns[:2]].astype(float) / 1e6).round(2)
+    return shown.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
+
+
 def findings(table: pd.DataFrame) -> str:
     """What this run's comparison shows, in its own numbers: what each cut cost, what distillation won back, depth vs width."""
     loss, ppl, params = table["test loss"].astype(float), table["test perplexity"].astype(float), table["parameters"].astype(float)
@@ -124,11 +135,13 @@ def findings(table: pd.DataFrame) -> str:
 
 
 def speed_difference(table: pd.DataFrame, a: str, b: str, side: str) -> str:
-    """`a`'s and `b`'s time relative to the teacher on one side of speed, and whether they differ beyond the noise:
-    the largest visit-to-visit spread of any model, relative to its median time, on this machine in this run."""
+    """`a`'s and `b`'s time relative to the teacher on one side of speed, and whether they differ: not compared if the
+    measurement marked either unreliable, no difference if their 95% intervals (the ratios' uncertainties) overlap."""
+    text = f"{side} {speed.ratio_text(table, a, side)} vs {speed.ratio_text(table, b, side)}"
+    if not (table.loc[a, f"{side} reliable"] and table.loc[b, f"{side} reliable"]):
+        return text + " (not compared: the machine was too busy; measure again with python -m helpers.evaluate.speed)"
     first, second = (float(table.loc[model, f"{side} time / teacher"]) for model in (a, b))
-    noise = float((table[f"{side} spread ms"].astype(float) / table[f"{side} ms"].astype(float)).max())
-    text = f"{side} {first:.2f} vs {second:.2f}"
-    if abs(first - second) <= noise * max(first, second):
-        text += f" (no difference beyond this machine's noise: visits of one model varied by up to {noise:.0%})"
+    margin = first * float(table.loc[a, f"{side} uncertainty"]) + second * float(table.loc[b, f"{side} uncertainty"])
+    if abs(first - second) <= margin:
+        text += f" (no difference beyond the measurement's uncertainty: {abs(first - second):.3f} apart, within ±{margin:.3f})"
     return text

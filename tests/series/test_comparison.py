@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from helpers.evaluate import comparison
+from helpers.evaluate import comparison, speed
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,16 @@ def test_the_series_left_its_figures(ws):
     assert expected <= {p.stem for p in ws.figures.glob("*.png") if p.stat().st_size > 10_000}
 
 
-def test_speed_was_measured_interleaved_against_the_teacher(results):
+def test_speed_was_measured_interleaved_against_the_teacher(results, profile):
     models = {row["model"]: row for row in results["models"]}
     assert models["teacher"]["prefill time / teacher"] == models["teacher"]["decode time / teacher"] == 1.0
     assert "interleaved rounds after warm-up" in results["speed"] and "thread" in results["speed"]
+    planned = profile.evaluation.speed_rounds
+    cap = speed.MAX_ROUNDS_FACTOR * planned
+    for side in speed.SIDES:
+        (rounds,) = {row[f"{side} rounds"] for row in models.values()}  # every model in every round
+        assert planned <= rounds <= cap
+        assert models["teacher"][f"{side} reliable"] and models["teacher"][f"{side} uncertainty"] == 0
+        for row in models.values():
+            assert row[f"{side} reliable"] is (row[f"{side} uncertainty"] <= speed.BOUND), (row["model"], side)
+            assert row[f"{side} reliable"] or rounds == cap, f"{row['model']} {side}: left unreliable before the cap"
