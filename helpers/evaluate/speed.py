@@ -40,7 +40,7 @@ from helpers.errors import SettingError, refuse
 TOLERANCE = 0.10  # two measurements of a ratio agree if they differ by at most this (relative): `python -m helpers.evaluate.speed`
 BOUND = TOLERANCE / 2  # a ratio is reliable within ±5% (95%): two reliable measurements then agree within TOLERANCE
 MIN_ROUNDS = 3  # the fewest rounds an interquartile range, and so an uncertainty, can be read from
-MAX_ROUNDS_FACTOR = 2  # extra rounds at most as many as planned: a busy machine at most doubles the measurement's time
+MAX_ROUNDS_FACTOR = 2  # a busy machine at most doubles the measurement: twice the planned rounds, twice their time
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SpeedSettings:
     seq_length: int
     decode_tokens: int
     rounds: int  # planned interleaved rounds
-    max_rounds: int  # the cap: rounds go on up to here while a ratio's uncertainty exceeds BOUND
+    max_rounds: int  # the cap: rounds go on up to here (and twice the planned rounds' time) while a ratio is uncertain
     device: str
     dtype: str
     threads: int
@@ -64,8 +64,8 @@ class SpeedSettings:
         return (
             f"{self.device}, {self.dtype}, {self.threads} thread(s); prefill: batch {self.batch_size} x {self.seq_length} tokens; "
             f"decode: {self.decode_tokens} new tokens, batch 1, median time per token; "
-            f"median of {self.rounds} interleaved rounds after warm-up, up to {self.max_rounds} while a ratio's "
-            f"uncertainty exceeds ±{BOUND:.0%}"
+            f"median of {self.rounds} interleaved rounds after warm-up, up to {self.max_rounds} (and {MAX_ROUNDS_FACTOR}x their "
+            f"time) while a ratio's uncertainty exceeds ±{BOUND:.0%}"
         )
 
 
@@ -124,15 +124,19 @@ def settled(times: dict[str, list[float]], reference: str) -> bool:
 
 def interleaved(workloads: dict[str, Callable[[], Callable[[], float]]], reference: str, rounds: int, max_rounds: int,
                 warm_every_visit: bool) -> dict[str, list[float]]:  # fmt: skip
-    """Seconds of each workload in each round: `rounds` rounds, then more, up to `max_rounds`, until `settled`.
+    """Seconds of each workload in each round: `rounds` rounds, then more until `settled`, but at most `max_rounds`, and
+    only while the rounds so far took less than MAX_ROUNDS_FACTOR times the planned ones (warm-ups included).
 
     `workloads[name]()` prepares a visit (e.g. moves the model to the device) and returns the measurement: a call
     that does the work and returns the seconds it took. It runs once as a warm-up (lazy initialisation, the
     allocator, caches), its result dropped, on a workload's first visit, and on every visit if `warm_every_visit`
     (when a visit moves the model onto an accelerator, say)."""
     times: dict[str, list[float]] = {name: [] for name in workloads}
+    start = time.perf_counter()
     for round_ in range(max_rounds):
-        if round_ >= rounds and settled(times, reference):
+        if round_ == rounds:
+            planned = time.perf_counter() - start
+        if round_ >= rounds and (settled(times, reference) or time.perf_counter() - start >= MAX_ROUNDS_FACTOR * planned):
             break
         for name, visit in workloads.items():
             measurement = visit()

@@ -54,4 +54,4 @@ def test_speed_was_measured_interleaved_against_the_teacher(results, profile):
         assert models["teacher"][f"{side} reliable"] and models["teacher"][f"{side} uncertainty"] == 0
         for row in models.values():
             assert row[f"{side} reliable"] is (row[f"{side} uncertainty"] <= speed.BOUND), (row["model"], side)
-            assert row[f"{side} reliable"] or rounds == cap, f"{row['model']} {side}: left unreliable before the cap"
+            assert row[f"{side} reliable"] or rounds > planned, f"{row['model']} {side}: left unreliable without measuring again"

@@ -93,6 +93,13 @@ def test_a_disturbance_that_lasts_past_the_cap_is_marked_unreliable(monkeypatch)
     assert speed.ratio_text(table, "depth", "prefill") == f"{table.loc['depth', 'prefill time / teacher']:.3f} (unreliable: ±{uncertain:.0%})"
 
 
+def test_extra_rounds_stop_once_they_took_as_long_as_the_planned_ones(monkeypatch):
+    # The first round's teacher is disturbed, then the whole machine slows 20x: one extra round costs more than the
+    # planned three (warm-ups included: 9 + 2.5 + 2.5 s against 50 s), so it is the last one, the ratios still unsettled.
+    table = measured(monkeypatch, slowed=lambda round_, name: 3.0 if round_ == 0 and name == "teacher" else (20.0 if round_ >= 3 else 1.0))
+    assert (table["prefill rounds"] == 4).all() and not table.loc["depth", "prefill reliable"]
+
+
 def test_the_uncertainty_of_a_median_shrinks_with_the_spread_and_the_rounds():
     assert speed.uncertainty([0.7] * 5) == 0.0
     assert speed.uncertainty([0.69, 0.70, 0.71]) == pytest.approx(1.82 * 0.01 / (0.70 * 3**0.5))  # IQR 0.01 of 3 rounds
