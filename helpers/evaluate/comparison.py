@@ -47,10 +47,14 @@ def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
     settings = profile.evaluation
     windows = test_windows(profile, ws)
     tokenizer = AutoTokenizer.from_pretrained(ws.hf_teacher)
-    rows = {}
-    for label, path in hf_checkpoints(ws).items():
-        rows[label] = perplexity.evaluate(path, windows, tokenizer, batch_size=settings.batch_size, prompt=settings.prompt, max_new_tokens=settings.max_new_tokens)
-        print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}")
+    rows, per_window = {}, {}
+    with hf_model.loaded(ws.hf_teacher) as teacher:  # each student is also scored against the teacher's distribution
+        for label, path in hf_checkpoints(ws).items():
+            reference = None if label == "teacher" else teacher
+            rows[label] = perplexity.evaluate(path, windows, tokenizer, batch_size=settings.batch_size, prompt=settings.prompt, max_new_tokens=settings.max_new_tokens, teacher=reference)
+            per_window[label] = rows[label].pop("per window")
+            kl = rows[label].setdefault("KL to teacher", 0.0)
+            print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}   KL to the teacher {kl:.4f} nats/token")
     for kind in KINDS:
         rows[f"{kind}-distilled"]["best KD val_loss"] = runs.best(distill.run_dir(ws, kind))["val_loss"]
     timing = speed_settings(profile, ws)
@@ -58,7 +62,7 @@ def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
     speeds = measure_speed(ws, timing)
     print(speed.unreliable_note(speeds) or f"Speed: every ratio within ±{speed.BOUND:.0%}.")
     table = pd.concat([pd.DataFrame(rows).T, speeds], axis=1).rename_axis("model")
-    save(table, ws, tokens=int(windows.size), device=hf_model.device(), profile=profile.name, speed=str(timing))
+    save(table, ws, tokens=int(windows.size), device=hf_model.device(), profile=profile.name, speed=str(timing), per_window=per_window)
     return table
 
 
@@ -92,7 +96,8 @@ def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:
 
 
 def load(ws: Workspace) -> dict:
-    """The saved comparison: {"profile", "tokens", "device", "models": [one record per model]}."""
+    """The saved comparison: {"profile", "tokens", "device", "speed", "per_window": {model: {"loss": [...], "KL to
+    teacher": [...]}, one value per test window, for `perplexity.difference`}, "models": [one record per model]}."""
     return json.loads((ws.results / f"{RESULTS}.json").read_text())
 
 
@@ -105,33 +110,47 @@ def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd
 
 
 def overview(table: pd.DataFrame) -> pd.DataFrame:
-    """Size, perplexity and speed of each model, parameters in millions, a speed ratio marked unreliable saying so."""
-    columns = ["parameters", "non-embedding parameters", "test perplexity", *speed.RATIOS]
+    """Size, perplexity, KL divergence from the teacher and speed of each model, parameters in millions, a speed ratio
+    marked unreliable saying so."""
+    columns = ["parameters", "non-embedding parameters", "test perplexity", "KL to teacher", *speed.RATIOS]
     shown = speed.marked(table)[columns]
     shown[columns[:2]] = (shown[columns[:2]].astype(float) / 1e6).round(2)
     return shown.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
 
 
-def findings(table: pd.DataFrame) -> str:
-    """What this run's comparison shows, in its own numbers: what each cut cost, what distillation won back, depth vs width."""
-    loss, ppl, params = table["test loss"].astype(float), table["test perplexity"].astype(float), table["parameters"].astype(float)
+NOISE = 2  # standard errors of a paired difference (`perplexity.difference`): a difference within this is not one
+
+
+def findings(table: pd.DataFrame, per_window: dict[str, dict[str, list[float]]]) -> str:
+    """What this run's comparison shows, in its own numbers: what each cut cost, what distillation won back and how
+    much closer it brought each student to the teacher, depth vs width. A loss difference counts only beyond NOISE
+    standard errors of comparing the two models on the same test windows (`per_window`, saved by `measure`)."""
+    ppl, params, kl = table["test perplexity"].astype(float), table["parameters"].astype(float), table["KL to teacher"].astype(float)
+    loss = {model: scores["loss"] for model, scores in per_window.items()}
     lines = []
     for kind in KINDS:
-        cost = loss[f"{kind}-pruned"] - loss["teacher"]
-        won = loss[f"{kind}-pruned"] - loss[f"{kind}-distilled"]
+        pruned, distilled = f"{kind}-pruned", f"{kind}-distilled"
+        cost, won = perplexity.difference(loss[pruned], loss["teacher"]), perplexity.difference(loss[pruned], loss[distilled])
+        recovered = f", {won.nats / cost.nats:.0%} of it" if cost.exceeds(NOISE) and won.exceeds(NOISE) else f" ({_noise(won)})"
         lines.append(
-            f"{kind}: pruning to {params[f'{kind}-pruned'] / params['teacher']:.0%} of the parameters cost {cost:+.3f} nats "
-            f"(perplexity {ppl['teacher']:.1f} -> {ppl[f'{kind}-pruned']:.1f}); distillation won back {won:.3f} nats, "
-            f"{won / cost:.0%} of it (perplexity {ppl[f'{kind}-distilled']:.1f})."
+            f"{kind}: pruning to {params[pruned] / params['teacher']:.0%} of the parameters cost {cost} "
+            f"(perplexity {ppl['teacher']:.1f} -> {ppl[pruned]:.1f}{'' if cost.exceeds(NOISE) else ', ' + _noise(cost)}); "
+            f"distillation won back {won}{recovered} (perplexity {ppl[distilled]:.1f}) and brought the student closer to the "
+            f"teacher: KL divergence {kl[pruned]:.4f} -> {kl[distilled]:.4f} nats per token ({kl[distilled] / kl[pruned] - 1:+.0%})."
         )
     depth, width = (f"{kind}-distilled" for kind in KINDS)
-    better = depth if loss[depth] < loss[width] else width
+    gap = perplexity.difference(loss[width], loss[depth])
+    better = f"{depth if gap.nats > 0 else width} has the lower perplexity" if abs(gap.nats) > NOISE * gap.standard_error else "neither is ahead"
     speeds = ", ".join(speed_difference(table, depth, width, side) for side in ("prefill", "decode"))
     lines.append(
-        f"Depth vs width at {params[depth] / 1e6:.1f}M vs {params[width] / 1e6:.1f}M parameters: {better} has the lower perplexity "
-        f"({ppl[depth]:.1f} vs {ppl[width]:.1f}); time relative to the teacher, {speeds}."
+        f"Depth vs width at {params[depth] / 1e6:.1f}M vs {params[width] / 1e6:.1f}M parameters: {better} "
+        f"({ppl[depth]:.1f} vs {ppl[width]:.1f}, loss difference {gap}); time relative to the teacher, {speeds}."
     )
     return "\n".join(lines)
+
+
+def _noise(difference: perplexity.Difference) -> str:
+    return f"within the noise of these test windows, {NOISE} standard errors: ±{NOISE * difference.standard_error:.4f}"
 
 
 def speed_difference(table: pd.DataFrame, a: str, b: str, side: str) -> str:

@@ -42,17 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from helpers.data.indexed import token_windows
-    from helpers.evaluate.perplexity import test_loss
+    from helpers.evaluate.perplexity import window_losses
     from helpers.hf_model import loaded
 
     windows = token_windows(args.data_prefix, args.seq_length, args.windows)
-    losses = {}
+    losses, per_window = {}, {}
     for label, path in named.items():
         with loaded(Path(path)) as model:
-            losses[label] = test_loss(model, windows, args.batch_size)
+            scores = window_losses(model, windows, args.batch_size)
+        losses[label], per_window[label] = float(scores.mean()), scores.round(5).tolist()
         print(f"{label}: next-token loss {losses[label]:.4f} on {windows.size} tokens", flush=True)
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps({"tokens": int(windows.size), "data": str(args.data_prefix), "loss": losses}, indent=2))
+    report = {"tokens": int(windows.size), "data": str(args.data_prefix), "loss": losses, "loss per window": per_window}
+    args.report.write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +12,59 @@ import torch
 from helpers.hf_model import device, loaded, parameters
 
 
-def test_loss(model: torch.nn.Module, windows: np.ndarray, batch_size: int) -> float:
-    """Mean next-token cross-entropy over `windows` [count, length]: perplexity is exp of it."""
-    total, count = 0.0, 0
+def window_scores(model: torch.nn.Module, windows: np.ndarray, batch_size: int, teacher: torch.nn.Module | None = None) -> dict[str, np.ndarray]:
+    """Per window of `windows` [count, length]: "loss", the mean next-token cross-entropy, and, given a `teacher`,
+    "KL to teacher", the mean KL divergence from the teacher's next-token distribution to the model's: what
+    distillation minimises, on text neither was trained on."""
+    scores: dict[str, list[float]] = {"loss": []} | ({"KL to teacher": []} if teacher is not None else {})
     with torch.no_grad():
         for start in range(0, len(windows), batch_size):
             ids = torch.from_numpy(windows[start : start + batch_size]).to(device())
             logits = model(ids).logits[:, :-1].float()
-            total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="sum").item()
-            count += ids[:, 1:].numel()
-    return total / count
+            per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            scores["loss"] += per_token.double().mean(-1).tolist()
+            if teacher is not None:
+                reference = teacher(ids).logits[:, :-1]
+                scores["KL to teacher"] += [_kl(t, s) for t, s in zip(reference, logits)]  # a window at a time: less memory
+    return {name: np.array(values) for name, values in scores.items()}
+
+
+def _kl(teacher_logits: torch.Tensor, logits: torch.Tensor) -> float:
+    log_p, log_q = torch.log_softmax(teacher_logits.float(), -1), torch.log_softmax(logits, -1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).double().mean().item()
+
+
+def window_losses(model: torch.nn.Module, windows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Mean next-token cross-entropy of each of `windows` [count, length]."""
+    return window_scores(model, windows, batch_size)["loss"]
+
+
+def test_loss(model: torch.nn.Module, windows: np.ndarray, batch_size: int) -> float:
+    """Mean next-token cross-entropy over `windows` (all of one length): perplexity is exp of it."""
+    return float(window_losses(model, windows, batch_size).mean())
+
+
+@dataclass(frozen=True)
+class Difference:
+    """How much higher one model's loss is than another's on the same windows, and how sure that is."""
+
+    nats: float  # mean over the windows of loss(a) - loss(b)
+    standard_error: float  # of that mean, from the spread of the per-window differences
+
+    def exceeds(self, standard_errors: float) -> bool:
+        """The difference is positive by more than `standard_errors` of its standard error."""
+        return self.nats > standard_errors * self.standard_error
+
+    def __str__(self) -> str:
+        return f"{self.nats:+.4f} ± {self.standard_error:.4f} nats"
+
+
+def difference(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> Difference:
+    """loss(a) - loss(b), paired window by window: both models read the same text, so what one window makes
+    harder for both cancels, and the spread left is the noise of comparing them on this many windows. Windows,
+    not tokens, are the samples: neighbouring tokens' losses are correlated."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    return Difference(float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))))
 
 
 def greedy_generation(model: torch.nn.Module, tokenizer, prompt: str, max_new_tokens: int) -> str:
@@ -31,13 +75,18 @@ def greedy_generation(model: torch.nn.Module, tokenizer, prompt: str, max_new_to
     return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, prompt: str, max_new_tokens: int) -> dict:
-    """Size, test loss and perplexity, and a greedy generation of one model (speed: `helpers.evaluate.speed`, all models together)."""
+def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, prompt: str, max_new_tokens: int, teacher: torch.nn.Module | None = None) -> dict:
+    """Size, test loss and perplexity (per window too), the KL divergence from the `teacher` if given, and a greedy
+    generation of one model (speed: `helpers.evaluate.speed`, all models together)."""
     with loaded(path) as model:
-        loss = test_loss(model, windows, batch_size)
+        scores = window_scores(model, windows, batch_size, teacher)
+        loss = float(scores["loss"].mean())
+        kl = {"KL to teacher": round(float(scores["KL to teacher"].mean()), 5)} if teacher is not None else {}
         return {
             **parameters(model),
             "test loss": round(loss, 4),
             "test perplexity": round(math.exp(loss), 2),
+            **kl,
             "generation": greedy_generation(model, tokenizer, prompt, max_new_tokens),
+            "per window": {name: values.round(5).tolist() for name, values in scores.items()},
         }
