@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from helpers import hf_model
 from helpers.stack import nemo_llm
 
 
@@ -31,9 +31,7 @@ def loaded(path: Path) -> Iterator[torch.nn.Module]:
         yield module
     finally:
         del lightning_model, module, _trainer
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        hf_model.free_device_memory()
 
 
 def logits(module: torch.nn.Module, token_ids: torch.Tensor) -> torch.Tensor:

@@ -85,7 +85,11 @@ def measure_speed(ws: Workspace, settings: speed.SpeedSettings) -> pd.DataFrame:
     from transformers import AutoModelForCausalLM
 
     models = {label: AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").eval() for label, path in hf_checkpoints(ws).items()}
-    return speed.measure(models, "teacher", settings)
+    try:
+        return speed.measure(models, "teacher", settings)
+    finally:
+        del models
+        hf_model.free_device_memory()  # before MMLU's processes need the GPUs
 
 
 def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:

@@ -8,7 +8,7 @@ import pytest
 from helpers.errors import Problem, SettingError, raise_if_any, refuse
 from helpers.launch import CommandFailed, child_env, run
 from helpers.outputs import atomic_output, partial_path, produce
-from helpers.workspace import open_workspace
+from helpers.workspace import Workspace, open_workspace
 
 
 def test_setting_error_names_setting_problem_and_fix():
@@ -211,3 +211,24 @@ def test_other_flock_errors_are_not_taken_for_a_missing_lock_service(tmp_path, m
     monkeypatch.setattr(fcntl, "flock", bad_descriptor)
     with pytest.raises(OSError, match="Bad file descriptor"):
         outputs.require_not_running(tmp_path / "run", "--name")
+
+
+def test_notebook_04_hands_the_gpu_memory_of_its_speed_models_back_before_mmlu(monkeypatch, tmp_path):
+    """MMLU's accelerate processes start right after, on every GPU: the kernel must not keep GPU 0's cached blocks."""
+    import torch
+
+    from helpers.evaluate import comparison, speed
+
+    freed = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed.append("empty_cache"))
+    monkeypatch.setattr(comparison, "hf_checkpoints", lambda ws: {})
+
+    def measurement_fails(models, reference, settings):
+        assert not freed  # the models are still in use while measured
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(speed, "measure", measurement_fails)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        comparison.measure_speed(Workspace(tmp_path, "Qwen3-tiny"), settings=None)
+    assert freed == ["empty_cache"]  # a failed measurement too
