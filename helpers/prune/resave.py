@@ -7,9 +7,20 @@ load rebuilds the model from the saved context with the default spec (Transforme
 RMSNorm has `_extra_state` from TE 1.13), and NeMo loads strictly by default (megatron_strategy.py:
 1120-1122, io/pl.py:286-294): "Missing key in checkpoint state_dict: ...q_layernorm._extra_state".
 The reference passes --legacy_ckpt to every later command; `llm.export_ckpt` and in-process loads
-(connector.py:254-257) have no such switch. Loading the checkpoint once with the default spec,
-tolerating the missing keys (StrictHandling.LOG_ALL, what --legacy_ckpt selects), and saving it
-whole gives a checkpoint every later step loads normally.
+(connector.py:254-257) have no such switch. Loading the checkpoint once with the default spec and saving
+it whole gives a checkpoint every later step loads normally.
+
+That load tolerates keys the checkpoint lacks, as --legacy_ckpt does, but only `_extra_state` entries:
+they hold no weights (Megatron's linears save None, tensor_parallel/layers.py:1055-1057; TE modules
+their FP8 scaling metadata), and the ones ModelOpt's spec drops are its norms' (q_layernorm,
+k_layernorm, final_layernorm: model_specs.py:114, :140). A lacking weight would keep whatever the model
+was built with (`nemo_load` skips initialisation, connector.py:244-245), be saved as if complete,
+and pass every later strict load and logits check, since both copies of a model would carry it: the
+re-save refuses it by name. Megatron computes the lacking keys while loading ("unexpected keys",
+dist_checkpointing/validation.py:314, left out of the load at :187) and returns them under
+StrictHandling.RETURN_ALL (serialization.py:167-168); NeMo's checkpoint IO and strategy pass the
+result through unchanged (io/pl.py:297-303, megatron_strategy.py:1135-1149) and `nemo_load` drops
+it (connector.py:292), so the trainer's strategy keeps it.
 
 Without Transformer Engine (the CPU rehearsal) the spec cannot be built (layers.py:51-55 raises
 ImportError), pruning uses Megatron's local spec and nothing is missing: the re-save then copies
@@ -23,22 +34,51 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers.errors import SettingError, refuse
 from helpers.launch import child_env, python_module
 
 GO = "go"
+WITHOUT_WEIGHTS = "._extra_state"  # the only entries a checkpoint may lack
 
 
 def lenient_trainer():
-    """A one-device CPU trainer as NeMo's `nemo_load` builds it, loading with --legacy_ckpt's strictness."""
+    """A one-device CPU trainer as NeMo's `nemo_load` builds it, whose strategy loads whatever keys a checkpoint has
+    and keeps those that did not match: `strategy.lacking` (the model's, not in the checkpoint) and `strategy.ignored`
+    (in the checkpoint, not the model's)."""
     from megatron.core.dist_checkpointing.validation import StrictHandling
     from nemo import lightning as nl
 
+    # The saved context records the constructor's arguments: LOG_ALL, what --legacy_ckpt selects. RETURN_ALL loads
+    # as leniently and returns the mismatched keys. A subclass would be recorded in the context by name (IOMixin
+    # registers every subclass, nemo/lightning/io/mixin.py:190-191), and every later load of it would need this
+    # module: the instance is changed instead.
     strategy = nl.MegatronStrategy(ddp="pytorch", setup_optimizers=False, ckpt_load_strictness=StrictHandling.LOG_ALL)
+    strategy.ckpt_load_strictness = StrictHandling.RETURN_ALL
+    load = strategy.load_checkpoint
+
+    def load_keeping_mismatches(checkpoint_path, *args, **kwargs):
+        checkpoint, strategy.ignored, strategy.lacking = load(checkpoint_path, *args, **kwargs)
+        return checkpoint
+
+    strategy.load_checkpoint = load_keeping_mismatches
     return nl.Trainer(devices=1, accelerator="cpu", strategy=strategy)
 
 
+def require_weights(source: Path, lacking: set[str]) -> None:
+    """Refuse a checkpoint that lacks any weight of its model (anything but an `_extra_state`), naming them."""
+    weights = sorted(key for key in lacking if not key.endswith(WITHOUT_WEIGHTS))
+    if weights:
+        raise refuse(
+            "source",
+            f"{source} lacks {len(weights)} weight(s) of its model: {', '.join(weights)}. Re-saved, they would keep "
+            "arbitrary values and the checkpoint would pass for complete",
+            "prune again into a new folder; a checkpoint may lack only `_extra_state` entries (no weights)",
+        )
+
+
 def resave(source: Path, output: Path) -> None:
-    """Load `source` with the model's default layer spec, tolerating keys it lacks, and save it whole to `output`."""
+    """Load `source` with the model's default layer spec, tolerating `_extra_state` entries it lacks, and save it
+    whole to `output`; raise SettingError, writing nothing, if it lacks a weight."""
     from helpers.stack import nemo_llm
 
     nemo_llm()
@@ -49,6 +89,9 @@ def resave(source: Path, output: Path) -> None:
 
     connector = io.load_context(str(source), subpath="model").exporter("hf", str(source))
     _model, trainer = connector.nemo_load(source, trainer=lenient_trainer())
+    require_weights(source, trainer.strategy.lacking)
+    if trainer.strategy.ignored:
+        print(f"helpers.prune.resave: not in the model, left out: {', '.join(sorted(trainer.strategy.ignored))}")
     weights = ckpt_to_weights_subdir(output, is_saving=True)
     weights.mkdir(parents=True, exist_ok=True)
     dist_checkpointing.save(trainer.strategy.megatron_parallel.sharded_state_dict(), weights, content_metadata=trainer.strategy.sharded_state_dict_metadata)
@@ -90,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         if sys.stdin.readline().strip() != GO:
             print("helpers.prune.resave: no go on stdin; nothing written", file=sys.stderr)
             return 1
-    resave(args.source, args.output)
+    try:
+        resave(args.source, args.output)
+    except SettingError as error:
+        print(f"helpers.prune.resave refused:\n{error}", file=sys.stderr)
+        return 2
     return 0
 
 

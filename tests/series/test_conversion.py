@@ -16,12 +16,13 @@ from dataclasses import asdict
 from pathlib import Path
 import torch
 from helpers import conversion, rehearsal
+from helpers.conversion.logits import MIN_TOKENS
 from helpers.data.indexed import token_windows
 
 cases, data, mode = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 if mode == "drop-norm-fix":
     rehearsal.WORKAROUNDS = tuple(w for w in rehearsal.WORKAROUNDS if w is not rehearsal.nemo.conversion_keeps_norm_weights)
-ids = torch.from_numpy(token_windows(data, 64, 2))
+ids = torch.from_numpy(token_windows(data, 128, MIN_TOKENS // 128))
 checks = {}
 for label, (nemo, hf) in cases.items():
     with tempfile.TemporaryDirectory() as scratch:
@@ -73,11 +74,11 @@ import json, sys
 from dataclasses import asdict
 import torch
 from transformers import AutoModelForCausalLM
-from helpers.conversion.logits import judge
+from helpers.conversion.logits import MIN_TOKENS, judge
 from helpers.data.indexed import token_windows
 
 hf, data = sys.argv[1], sys.argv[2]
-ids = torch.from_numpy(token_windows(data, 128, 1))
+ids = torch.from_numpy(token_windows(data, 128, MIN_TOKENS // 128))
 
 def model(dtype, drop_norms=False):
     m = AutoModelForCausalLM.from_pretrained(hf, torch_dtype=torch.float32).eval()
@@ -96,12 +97,18 @@ print(json.dumps({case: asdict(judge(model(torch.bfloat16, drop), reference, tor
 """
 
 
-def test_the_bf16_check_passes_rounding_and_catches_dropped_norms(ws, require):
+def test_the_bf16_check_passes_rounding_and_sees_dropped_norms(ws, require):
+    """Rounding passes, decisive tokens and all. Dropped norms stand out in the KL, but the tiny teacher, trained for
+    minutes, barely relies on its norms (~1e-2 nats): below the bound set for bf16 noise over Qwen3-8B's 36 layers
+    (helpers/conversion/logits.py), so on this model only the fp32 check fails them (above). On a model whose norms
+    matter the bf16 check fails them too: tests/unit/conversion/test_logits_check.py; SmolLM2, 10-30 nats:
+    scripts/calibrate_logits_gate.py."""
     result = run_together({"bf16": ("-c", BF16, str(require(ws.hf_teacher, "01")), str(ws.data_prefix("test")))})["bf16"]
     checks = {case: LogitsCheck(**values) for case, values in printed_json(result).items()}
     rounded, dropped = checks["rounded"], checks["dropped"]
     assert rounded.passed and rounded.max_abs_diff > 1e-2, rounded  # bf16 differs logit by logit, not in distribution
-    assert not dropped.passed and dropped.mean_kl > 100 * rounded.mean_kl, dropped
+    assert rounded.decisive_positions > 0, rounded
+    assert dropped.mean_kl > 100 * rounded.mean_kl, dropped
 
 
 @pytest.mark.parametrize("report", ["import", "export-depth-pruned", "export-width-pruned", "export-depth-distilled", "export-width-distilled"])
