@@ -12,6 +12,7 @@ from helpers.checkpoints import is_hf_checkpoint
 from helpers.data.indexed import token_windows
 from helpers.distill import runs
 from helpers.evaluate import perplexity, speed
+from helpers.evaluate.perplexity import NOISE
 from helpers.profiles import KINDS, Profile
 from helpers.workspace import Workspace
 
@@ -122,9 +123,6 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(columns={"parameters": "params (M)", "non-embedding parameters": "non-emb (M)"})
 
 
-NOISE = 2  # standard errors of a paired difference (`perplexity.difference`): a difference within this is not one
-
-
 def findings(table: pd.DataFrame, per_window: dict[str, dict[str, list[float]]]) -> str:
     """What this run's comparison shows, in its own numbers: what each cut cost, what distillation won back and how
     much closer it brought each student to the teacher, depth vs width. A loss difference counts only beyond NOISE
@@ -135,26 +133,24 @@ def findings(table: pd.DataFrame, per_window: dict[str, dict[str, list[float]]])
     for kind in KINDS:
         pruned, distilled = f"{kind}-pruned", f"{kind}-distilled"
         cost, won = perplexity.difference(loss[pruned], loss["teacher"]), perplexity.difference(loss[pruned], loss[distilled])
-        recovered = f", {won.nats / cost.nats:.0%} of it" if cost.exceeds(NOISE) and won.exceeds(NOISE) else f" ({_noise(won)})"
+        closer = perplexity.difference(per_window[pruned]["KL to teacher"], per_window[distilled]["KL to teacher"])
+        share = f", {won.nats / cost.nats:.0%} of it" if cost.exceeds(NOISE) and won.exceeds(NOISE) else ""
         lines.append(
-            f"{kind}: pruning to {params[pruned] / params['teacher']:.0%} of the parameters cost {cost} "
-            f"(perplexity {ppl['teacher']:.1f} -> {ppl[pruned]:.1f}{'' if cost.exceeds(NOISE) else ', ' + _noise(cost)}); "
-            f"distillation won back {won}{recovered} (perplexity {ppl[distilled]:.1f}) and brought the student closer to the "
-            f"teacher: KL divergence {kl[pruned]:.4f} -> {kl[distilled]:.4f} nats per token ({kl[distilled] / kl[pruned] - 1:+.0%})."
+            f"{kind}: pruning to {params[pruned] / params['teacher']:.0%} of the parameters cost {cost.verdict()} "
+            f"(perplexity {ppl['teacher']:.1f} -> {ppl[pruned]:.1f}); "
+            f"distillation won back {won.verdict()}{share} (perplexity {ppl[distilled]:.1f}); KL divergence from the teacher "
+            f"{kl[pruned]:.4f} -> {kl[distilled]:.4f} nats per token ({kl[distilled] / kl[pruned] - 1:+.0%}"
+            f"{'' if closer.significant else ', within the noise'})."
         )
     depth, width = (f"{kind}-distilled" for kind in KINDS)
     gap = perplexity.difference(loss[width], loss[depth])
-    better = f"{depth if gap.nats > 0 else width} has the lower perplexity" if abs(gap.nats) > NOISE * gap.standard_error else "neither is ahead"
+    better = f"{depth if gap.nats > 0 else width} has the lower perplexity" if gap.significant else "neither is ahead"
     speeds = ", ".join(speed_difference(table, depth, width, side) for side in ("prefill", "decode"))
     lines.append(
         f"Depth vs width at {params[depth] / 1e6:.1f}M vs {params[width] / 1e6:.1f}M parameters: {better} "
         f"({ppl[depth]:.1f} vs {ppl[width]:.1f}, loss difference {gap}); time relative to the teacher, {speeds}."
     )
     return "\n".join(lines)
-
-
-def _noise(difference: perplexity.Difference) -> str:
-    return f"within the noise of these test windows, {NOISE} standard errors: ±{NOISE * difference.standard_error:.4f}"
 
 
 def speed_difference(table: pd.DataFrame, a: str, b: str, side: str) -> str:

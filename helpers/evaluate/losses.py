@@ -66,6 +66,18 @@ def command(checkpoints: dict[str, Path], data_prefix: Path, seq_length: int, wi
     return python_module("helpers.evaluate.losses", *pairs, "--data_prefix", data_prefix, "--seq_length", seq_length, "--windows", windows, "--report", report)
 
 
+def costs(report: Path, reference: str = "teacher") -> str:
+    """How much higher each model's loss is than the `reference`'s in a report of the command, judged against the
+    noise of comparing them on the same windows (`perplexity.difference`)."""
+    from helpers.evaluate.perplexity import difference
+
+    written = json.loads(report.read_text())
+    per_window, windows = written["loss per window"], len(written["loss per window"][reference])
+    lines = [f"Loss over {reference}'s, on the same {written['tokens']:,} tokens ({windows} windows):"]
+    lines += [f"  {label}: {difference(values, per_window[reference]).verdict()}" for label, values in per_window.items() if label != reference]
+    return "\n".join(lines)
+
+
 def measure(checkpoints: dict[str, Path], data_prefix: Path, seq_length: int, windows: int, report: Path, log: Path) -> dict[str, float]:
     """Run the command, streamed (raising with the log's tail if it fails); return the losses."""
     from helpers.launch import run

@@ -44,6 +44,9 @@ def test_loss(model: torch.nn.Module, windows: np.ndarray, batch_size: int) -> f
     return float(window_losses(model, windows, batch_size).mean())
 
 
+NOISE = 2  # standard errors of a paired difference: a difference within this is not one
+
+
 @dataclass(frozen=True)
 class Difference:
     """How much higher one model's loss is than another's on the same windows, and how sure that is."""
@@ -55,8 +58,17 @@ class Difference:
         """The difference is positive by more than `standard_errors` of its standard error."""
         return self.nats > standard_errors * self.standard_error
 
+    @property
+    def significant(self) -> bool:
+        """Beyond NOISE standard errors, in either direction."""
+        return abs(self.nats) > NOISE * self.standard_error
+
     def __str__(self) -> str:
         return f"{self.nats:+.4f} ± {self.standard_error:.4f} nats"
+
+    def verdict(self) -> str:
+        """The difference, and whether it is one."""
+        return str(self) if self.significant else f"{self} (within the noise of these windows: ±{NOISE * self.standard_error:.4f})"
 
 
 def difference(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> Difference:

@@ -5,9 +5,7 @@ import math
 import pytest
 
 from helpers.evaluate import comparison, speed
-from helpers.evaluate.perplexity import difference
-
-NOISE = 2  # standard errors: a difference within this is not one
+from helpers.evaluate.perplexity import NOISE, difference
 
 
 @pytest.fixture(scope="module")
