@@ -1,4 +1,4 @@
-"""Distillation: the students improve, and the best checkpoint is the one that scored best (resumption: tests/unit/distill)."""
+"""Distillation: the KD loss falls, and the best checkpoint is the one that scored best (resumption: tests/unit/distill)."""
 
 from pathlib import Path
 
@@ -9,16 +9,23 @@ from helpers.distill import runs
 from helpers.distill.budget import plan
 from helpers.profiles import KINDS
 
+# The KD loss (the KL divergence from the teacher on each step's batch) of the last three steps against the first
+# three: 0.51 (depth) and 0.52 (width) with the bf16 teacher, 0.41 and 0.46 with the fp32 one. Single steps scatter by
+# up to ~25% around their neighbours (other batches), a mean of three by ~15%: 0.7 stays clear of the worst ratio by
+# more than that. The student's own validation loss is recorded, not asserted: against `tiny`'s weak teacher it may
+# rise while the student matches the teacher better (width: 7.391 -> 7.431 with the bf16 teacher; notebook 03).
+KD_LOSS_FALLS = 0.7
+
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_distillation_lowers_the_students_validation_loss(profile, ws, require, kind):
+def test_distillation_lowers_the_kd_loss(profile, ws, require, kind):
     run_dir = require(distill.run_dir(ws, kind) / "best.json", "03").parent
     val = events.series(run_dir, "val_loss")
     kd = plan(profile.distill, profile.data.seq_length)
     assert list(val.index) == list(range(0, kd.max_steps + 1, kd.interval))  # before training, then every interval
-    assert val.iloc[-1] < val.loc[0] and val.min() < val.loc[0]
-    train = events.series(run_dir, "reduced_train_loss")
-    assert train.index.max() == kd.max_steps and train.iloc[-1] < train.iloc[0]
+    train = events.series(run_dir, "reduced_train_loss")  # the KL divergence from the teacher on each step's batch
+    assert list(train.index) == list(range(1, kd.max_steps + 1))
+    assert train.iloc[-3:].mean() < KD_LOSS_FALLS * train.iloc[:3].mean(), train.to_dict()
 
 
 @pytest.mark.parametrize("kind", KINDS)
