@@ -1,13 +1,14 @@
-"""Run a command from a notebook: show it, stream its output, keep a log, raise if it fails.
+"""Run a command from a notebook: show it, stream what matters of its output, keep a log, raise if it fails.
 
-IPython's `!cmd` ignores the exit status; `run` never does. A failure raises `CommandFailed`
-with the last lines of the log, and interrupting the kernel stops the whole process group.
+IPython's `!cmd` ignores the exit status; `run` never does. What the cell shows of the output is decided by
+`cell_output` (progress, phases, results, errors and the warnings to act on); the log keeps every line. A
+failure raises `CommandFailed` with the last lines of the log, and interrupting the kernel stops the whole
+process group.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -16,18 +17,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from helpers.cell_output import Screen
 from helpers.errors import refuse
 from helpers.timings import Stopwatch
-
-# Lines that say nothing about the run; they still go to the log file.
-NOISE = re.compile(
-    r"FutureWarning: The pynvml package is deprecated|^\s*import pynvml|Apex is not installed"
-    r"|^\s*warnings\.warn\(|compiled without GPU support|^OneLogger:|No exporters were provided"
-    r"|transformer_engine not installed|Transformer Engine and Apex are not installed"
-    r"|DEPRECATED: Passing 'checkpoint_dir' as a Path|^(GPU|TPU|HPU) available: |^\s*$"
-    # Megatron's per-rank listing of its process groups and of the parameters in each gradient bucket
-    r"|\] Ranks? \d+ has |\] All .*ranks|Params for bucket \d+|^\s+(decoder|embedding|output_layer)\.\S+$"
-)
 
 # torch.distributed settings a notebook kernel may hold after running NeMo in-process, and those torchrun
 # gives its workers; a child launched with them would try to join the parent's process group instead of
@@ -68,11 +60,11 @@ def run(
     log: Path,
     *,
     env: dict[str, str] | None = None,
-    show: Callable[[str], bool] = lambda line: not NOISE.search(line),
     on_line: Callable[[str], None] | None = None,
     tail_lines: int = 40,
 ) -> None:
-    """Run `command` in the log's folder, printing each shown line as it comes and every line to `log`.
+    """Run `command` in the log's folder, showing what `cell_output.Screen` shows of each line as it comes and
+    writing every line to `log`.
 
     `on_line` also receives every line as it arrives (a live plot, for example). The command's
     start-up and work times are appended to the log folder's records (`timings`).
@@ -84,7 +76,7 @@ def run(
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"$ {shlex.join(command)}\n  (full output: {log})", flush=True)
     tail: deque[str] = deque(maxlen=tail_lines)
-    stopwatch = Stopwatch()
+    stopwatch, screen = Stopwatch(), Screen()
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -103,18 +95,19 @@ def run(
                 log_file.write(line)
                 tail.append(line)
                 stopwatch.line(line)
-                if show(line):
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
+                screen(line)
                 if on_line:
                     on_line(line)
         returncode = process.wait()
     except BaseException:
         _stop(process)
         raise
+    finally:
+        screen.end_bar()
     if returncode != 0:
         raise CommandFailed(command, returncode, log, "".join(tail))
     stopwatch.record(log)
+    screen.finish(log)
 
 
 def keep_priority(pid: int) -> None:
