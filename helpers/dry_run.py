@@ -4,7 +4,9 @@ From the teacher's published config.json alone (no download, no GPU), it derives
 architectures and sizes, builds every command of the four notebooks with the code the notebooks
 call, checks each with the rules the entry points apply (as on the profile's GPUs, with the data
 notebook 01 will have written), and estimates memory per GPU, time and disk. Any inconsistency
-is reported with its fix, and the plan fails.
+is reported with its fix, and the plan fails. It then plans the distillation on more than one
+node (`multi_node`: the reference's budget and ~90B tokens on 12 and 96 nodes) and prints the
+Slurm batch script of one such run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 
 from helpers import conversion, distill, prune
 from helpers.checkpoints import COMPONENTS, Architecture
-from helpers.distill import budget
+from helpers.distill import budget, nodes
 from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
 from helpers.evaluate import losses, mmlu
@@ -29,6 +31,10 @@ from helpers.workspace import Workspace
 HUB_CONFIGS = Path(__file__).parent / "hub_configs"
 GPU_HEADROOM = 0.9  # plan to use at most 90% of a GPU's memory: the CUDA context and fragmentation take the rest
 TOKENIZED_GB = 0.6  # WikiText-103 as Megatron .bin/.idx (~125M tokens of 4 bytes) and its JSONL
+# More than one node: the profile's budget on one node and on the first count, and ~90B tokens, what NVIDIA's
+# depth-pruned Qwen3 6B was distilled with, on both (the Slurm script is printed for that budget on the first).
+PLANNED_NODES = (12, 96)
+PLANNED_TOKENS = 90_000_000_000
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,35 @@ def shape(arch: Architecture, tied: bool) -> budget.ModelShape:
     return budget.ModelShape(parameter_counts(arch, tied)["total"], arch.num_layers, arch.hidden_size, arch.vocab_size)
 
 
+def shapes(profile: Profile) -> tuple[budget.ModelShape, dict[str, budget.ModelShape]]:
+    """The teacher's shape and each student's, from the teacher's published config.json and the pruning targets."""
+    if not profile.model.hf_id:
+        raise refuse("--profile", f"{profile.name} builds its teacher on this machine: there is nothing to plan", "plan a full profile (qwen3-1.7b, qwen3-8b)")
+    teacher = published_teacher(profile.model.hf_id)
+    students = {kind: shape(student(teacher.arch, prune.targets(profile, kind)), teacher.tied_embeddings) for kind in KINDS}
+    return shape(teacher.arch, teacher.tied_embeddings), students
+
+
+def multi_node(profile: Profile, ws: Workspace) -> list[str]:
+    """The plan on more than one node (`nodes.plan`) and the Slurm script of the larger budget on PLANNED_NODES[0]."""
+    rate = budget.throughput(profile.gpu)
+    scenarios = [*nodes.scenarios(profile, PLANNED_NODES[0], PLANNED_TOKENS), nodes.Scenario(PLANNED_TOKENS, PLANNED_NODES[1])]
+    planned, refused = nodes.plans(profile, scenarios, *shapes(profile), rate)
+    per_node = f"{profile.distill.devices} x {profile.gpu.name} per node"
+    another = f"python -m helpers.distill.nodes --profile {profile.name} --nodes N --tokens T"
+    sections = [f"More than one node ({per_node}; another count or budget: {another}):", nodes.table(planned).to_string(), nodes.efficiency_note(rate)]
+    if refused:
+        sections.append("Not possible with this global batch:\n" + "\n".join(str(problem) for problem in refused))
+    script = [p for p in planned if (p.kd.num_tokens, p.profile.distill.num_nodes) == (PLANNED_TOKENS, PLANNED_NODES[0])]
+    if script:
+        sections.append(
+            f"Slurm batch script of the {KINDS[0]} student, {script[0].label} (the {KINDS[1]} student's differs only in "
+            f"the student; notebook 03 and python -m helpers.distill.nodes --write write both into {ws.root / 'slurm'}):\n"
+            + distill.slurm_script(script[0], ws, KINDS[0])
+        )
+    return sections
+
+
 def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
     """The plan as text a user reads before launching, and every problem found in it."""
     if not profile.model.hf_id:
@@ -174,6 +209,7 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
         for kind in KINDS:
             time = budget.time_estimate(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, kd, profile.distill, rate)
             sections.append(f"Time, distilling {kind}: {time['seconds per step']} s per step, {time['run time (validations and checkpoints included)']} in all ({time['assumed throughput']}).")
+        sections += multi_node(profile, ws)
     students = {kind: int(sizes.loc["total", f"{kind}-pruned"] * 1e9) for kind in KINDS}
     sections.append("Disk in the work directory (GB):")
     sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB, async_saves=profile.gpu is not None).to_string())

@@ -90,16 +90,9 @@ def _model_problems(facts: DistillFacts) -> list[Problem]:
 
 def _parallelism_problems(args, facts: DistillFacts) -> list[Problem]:
     student, teacher = facts.student, facts.teacher
-    problems = []
-    world = args.devices * args.num_nodes
-    shards = args.tp_size * args.pp_size * args.cp_size
     if min(args.tp_size, args.pp_size, args.cp_size, args.devices, args.num_nodes) < 1:
         return [Problem(flag("devices"), "parallel sizes and device counts must be at least 1", "check --devices, --num_nodes, --tp_size, --pp_size, --cp_size")]
-    if world % shards:
-        return [Problem(flag("tp_size"), f"tp {args.tp_size} x pp {args.pp_size} x cp {args.cp_size} = {shards} does not divide the {world} processes", "make --devices x --num_nodes a multiple of tp x pp x cp")]
-    data_parallel = world // shards
-    if args.gbs % (args.mbs * data_parallel):
-        problems.append(Problem(flag("gbs"), f"{args.gbs} is not divisible by --mbs {args.mbs} x {data_parallel} data-parallel rank(s)", f"use a multiple of {args.mbs * data_parallel}"))
+    problems = data_parallel_problems(args)
     for model, arch in (("student", student), ("teacher", teacher)):
         for size, value in (("attention heads", arch.num_attention_heads), ("query groups", arch.num_query_groups), ("MLP size", arch.ffn_hidden_size)):
             if value % args.tp_size:
@@ -121,7 +114,35 @@ def _parallelism_problems(args, facts: DistillFacts) -> list[Problem]:
         problems.append(Problem(flag("precision"), f"{args.precision!r} is not one of {PRECISIONS}", "use bf16-mixed on GPUs"))
     elif args.precision != "32" and not facts.cuda:
         problems.append(Problem(flag("precision"), f"{args.precision} needs a GPU; this machine has none", "rehearse on CPU with --precision 32"))
+    if args.distributed_timeout_minutes is not None and args.distributed_timeout_minutes <= 0:
+        problems.append(Problem(flag("distributed_timeout_minutes"), f"{args.distributed_timeout_minutes} must be positive", "give minutes above the slowest checkpoint save, or omit it"))
     return problems
+
+
+def data_parallel_problems(settings) -> list[Problem]:
+    """Whether the processes of all nodes split into model replicas that share the global batch evenly.
+
+    `settings` has the flags' names (argparse's namespace, or a profile's DistillSettings). With several nodes
+    the fix names the node counts that work with this global batch.
+    """
+    world = settings.devices * settings.num_nodes
+    shards = settings.tp_size * settings.pp_size * settings.cp_size
+    if world % shards:
+        return [Problem(flag("tp_size"), f"tp {settings.tp_size} x pp {settings.pp_size} x cp {settings.cp_size} = {shards} does not divide the {world} processes", "make --devices x --num_nodes a multiple of tp x pp x cp")]
+    data_parallel = world // shards
+    if settings.gbs % (settings.mbs * data_parallel) == 0:
+        return []
+    fix = f"use a multiple of {settings.mbs * data_parallel}"
+    if settings.num_nodes > 1:
+        fix += f", or a node count that divides --gbs {settings.gbs} evenly: --num_nodes {', '.join(map(str, node_counts(settings)))}"
+    return [Problem(flag("gbs"), f"{settings.gbs} is not divisible by --mbs {settings.mbs} x {data_parallel} data-parallel rank(s)", fix)]
+
+
+def node_counts(settings) -> list[int]:
+    """The node counts whose model replicas share --gbs evenly, micro-batches of --mbs each (at most gbs/mbs replicas)."""
+    shards = settings.tp_size * settings.pp_size * settings.cp_size
+    most = settings.gbs // settings.mbs * shards // settings.devices
+    return [n for n in range(1, most + 1) if settings.devices * n % shards == 0 and settings.gbs % (settings.mbs * settings.devices * n // shards) == 0]
 
 
 def _schedule_problems(args) -> list[Problem]:

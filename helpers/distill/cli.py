@@ -17,19 +17,23 @@ restarts it); a larger --max_steps continues a finished run at --min_lr (runs.Ru
 and any other changed setting is refused (runs.relaunch_problems); the validation loss before
 training is logged at step 0; a NaN or infinite loss stops the run with a diagnosis; checkpoints
 are saved right after each validation, so the best one is the one whose weights scored best; and
-it is recorded in <log_dir>/<name>/best.json.
+it is recorded in <log_dir>/<name>/best.json. On several nodes (one torchrun on each: `python -m
+helpers.distill.nodes` prints the command and a Slurm script) every node also checks that torchrun
+formed the nodes --num_nodes names and that it sees the --log_dir node 0 writes to;
+--distributed_timeout_minutes bounds how long the others wait for a process that stops answering.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 from helpers.checkpoints import require_nemo_checkpoint
-from helpers.distill import runs
+from helpers.distill import nodes, runs
 from helpers.distill.checks import check_distill_args, gather
 from helpers.errors import SettingError, raise_if_any
 from helpers.launch import is_rank0, rank0_first, require_launched
@@ -65,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit_val_batches", type=int, default=32, help="batches per validation")
     p.add_argument("--log_interval", type=int, default=10, help="log every N steps")
     p.add_argument("--legacy_ckpt", action="store_true", help="load checkpoints saved with Transformer Engine < 1.14")
+    p.add_argument("--distributed_timeout_minutes", type=float, help="fail a collective that waits this long for a process "
+                   "(default: torch's 30 min for gloo, 10 for NCCL, Megatron's 30 for its groups)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="delete the run in <log_dir>/<name> and start again")
     return p
 
@@ -217,6 +223,8 @@ def distill(args: argparse.Namespace) -> dict:
         resume_if_exists=True, resume_ignore_no_checkpoint=True, resume_from_path=str(latest.path) if latest else None,
         restore_config=nl.RestoreConfig(path=args.model_path, load_artifacts=latest is None),
     )  # fmt: skip
+    if args.distributed_timeout_minutes:
+        nodes.give_up_after(args.distributed_timeout_minutes)
     baseline = {"device": "cuda" if torch.cuda.is_available() else "cpu", "baseline_gb": round(peak_memory_gb(), 3)}
     llm.distill(
         student_model_path=args.model_path,
@@ -230,7 +238,7 @@ def distill(args: argparse.Namespace) -> dict:
         tokenizer=tokenizer,
     )
     ranks = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(ranks, {**baseline, "peak_gb": round(peak_memory_gb(), 3)})
+    torch.distributed.all_gather_object(ranks, {**placement(), **baseline, "peak_gb": round(peak_memory_gb(), 3)})
     best = {}
     if torch.distributed.get_rank() == 0:
         runs.save_memory(directory, ranks)
@@ -238,6 +246,20 @@ def distill(args: argparse.Namespace) -> dict:
     if best:
         print(f"Best checkpoint (lowest val_loss {best['val_loss']:.4f}, step {best['step']}): {best['checkpoint']}")
     return best
+
+
+def placement() -> dict:
+    """Where this process ran: its node (torchrun's GROUP_RANK) and host, and its data-parallel rank among how many."""
+    import socket
+
+    from megatron.core import parallel_state
+
+    return {
+        "node": int(os.environ.get("GROUP_RANK", "0")),
+        "host": socket.gethostname(),
+        "data_parallel_rank": parallel_state.get_data_parallel_rank(),
+        "data_parallel_size": parallel_state.get_data_parallel_world_size(),
+    }
 
 
 def peak_memory_gb() -> float:
@@ -251,11 +273,18 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports kB
 
 
+def launched(args: argparse.Namespace) -> runs.RunState:
+    """`check`, and that torchrun started the nodes and processes the flags name."""
+    run_state = check(args)
+    nodes.require_nodes(args.devices, args.num_nodes)
+    require_launched(args.devices, args.num_nodes)
+    return run_state
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        run_state = check(args)
-        require_launched(args.devices, args.num_nodes)
+        run_state = nodes.start_together(lambda: launched(args), Path(args.log_dir), "--log_dir")
     except SettingError as error:
         print(f"helpers.distill refused to start:\n{error}", file=sys.stderr)
         return 2

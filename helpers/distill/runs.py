@@ -6,7 +6,7 @@
     ├── lightning_logs/version_*/events.out.tfevents.*   TensorBoard scalars (one version per launch)
     ├── best.json                 the checkpoint with the lowest validation loss, chosen after training
     ├── best -> checkpoints/...   the same, as a link
-    ├── memory.json               peak memory of each rank during its last launch
+    ├── memory.json               each rank of its last launch: its node, data-parallel rank, peak memory
     └── run_<N>/                  NeMo's: the run's top-level files as they were at launch N (logs, best.json...)
 
 At every launch NeMo's logger moves the files (not the folders) at the top of the run into a new
@@ -214,7 +214,8 @@ def best(run_dir: Path) -> dict:
 
 
 def save_memory(run_dir: Path, ranks: list[dict]) -> None:
-    """Record each rank's memory: {"device", "baseline_gb" (before the models were built), "peak_gb"}."""
+    """Record each rank's place and memory: {"node", "host", "data_parallel_rank", "data_parallel_size", "device",
+    "baseline_gb" (before the models were built), "peak_gb"}."""
     (run_dir / MEMORY).write_text(json.dumps(ranks, indent=2))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import events
-from helpers.distill import cli, runs
+from helpers.distill import budget, cli, nodes, runs
 from helpers.distill.budget import memory_per_device, model_shape, plan
 from helpers.distill.live import LiveCurves
 from helpers.launch import run, torchrun
@@ -117,3 +117,33 @@ def memory_measured(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFram
         grown = max(rank["peak_gb"] - rank["baseline_gb"] for rank in ranks)
         rows[kind] = {"device": ranks[0]["device"], "estimated GB": estimates[kind], "measured GB": round(grown, 2), "estimate / measured": round(estimates[kind] / grown, 2)}
     return pd.DataFrame(rows).T
+
+
+def multi_node_plans(
+    profile: Profile, ws: Workspace, scenarios: list[nodes.Scenario], rate: budget.Throughput
+) -> tuple[list[nodes.NodePlan], list]:
+    """The scenarios planned for the students on disk at `rate` (`nodes.plans`), and the refusals of the others."""
+    students = {kind: model_shape(ws.pruned(kind)) for kind in KINDS}
+    return nodes.plans(profile, scenarios, model_shape(ws.teacher), students, rate)
+
+
+def slurm_script(planned: nodes.NodePlan, ws: Workspace, kind: str) -> str:
+    """The Slurm batch script of one student's planned run: the flags of `flags`, on the plan's nodes."""
+    scaled = planned.profile
+    settings, gpus = scaled.distill, scaled.gpu is not None
+    return nodes.slurm_script(flags(scaled, ws, kind), settings.num_nodes, settings.devices, gpus, ws, planned.hours(kind))
+
+
+def write_slurm_scripts(planned: list[nodes.NodePlan], ws: Workspace, scenario: nodes.Scenario) -> list[Path]:
+    """Write each student's `slurm_script` for `scenario` into <work directory>/slurm/ if it is among the `planned`
+    (not refused); return their paths."""
+    chosen = [p for p in planned if (p.kd.num_tokens, p.profile.distill.num_nodes) == (int(scenario.num_tokens), scenario.nodes)]
+    if not chosen:
+        return []
+    paths = []
+    for kind in KINDS:
+        path = ws.root / "slurm" / f"{run_name(ws, kind)}-{scenario.nodes}-nodes.sbatch"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(slurm_script(chosen[0], ws, kind))
+        paths.append(path)
+    return paths

@@ -1,6 +1,7 @@
 """The full profiles, planned without a GPU: the dry runs, their arithmetic, and parity with the reference's commands."""
 
 import dataclasses
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,30 @@ def test_the_disk_plan_counts_the_checkpoints_in_flight_at_the_peak():
     assert peak == pytest.approx(before_width + 4 * 5 * 14, abs=0.1) and peak > done
     synchronous = budget.disk_estimate(8_000_000_000, students, 0.5, async_saves=False)["GB"]
     assert synchronous.iloc[-1] == pytest.approx(before_width + 3 * 5 * 14, abs=0.1)
+
+
+def test_the_dry_run_plans_90b_tokens_on_12_and_96_nodes_with_the_slurm_script_of_12(tmp_path):
+    text, problems = dry_run.plan(PROFILES["qwen3-8b"], WS)
+    assert problems == []
+    plan = text.split("More than one node")[1].split("Slurm batch script")[0]
+    header = plan.splitlines()[2]
+    assert " ".join(header.split()) == "125M tokens on 1 node 125M tokens on 12 nodes 90B tokens on 12 nodes 90B tokens on 96 nodes"
+    assert "steps                                                     40                      40                 28,611                 28,611" in plan
+    script = tmp_path / "depth.sbatch"
+    script.write_text("#!/bin/bash" + text.split("#!/bin/bash")[1].split("\n\nDisk in the work directory")[0])
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    assert "#SBATCH --nodes=12" in script.read_text().splitlines()
+    srun = shlex.split(script.read_text().split("\nsrun ")[1].replace("\\\n", " "))
+    assert srun[srun.index("torchrun") :][:12] == [
+        "torchrun", "--nnodes", "12", "--nproc_per_node", "8", "--rdzv_backend", "c10d", "--rdzv_endpoint", "$HEAD_NODE:29500",
+        "--rdzv_id", "$SLURM_JOB_ID", "-m",
+    ]  # fmt: skip
+    flags = srun[srun.index("helpers.distill") + 1 :]
+    assert flags[flags.index("--num_nodes") + 1] == "12" and flags[flags.index("--max_steps") + 1] == "28611"
+
+
+def test_the_dry_run_names_the_node_counts_a_global_batch_allows():
+    text, problems = dry_run.plan(PROFILES["qwen3-1.7b"], Workspace(Path("/w/q"), "Qwen3-1.7B"))
+    assert problems == [] and "Slurm batch script" not in text  # 128 sequences split over 12 or 96 replicas: no
+    assert "12 nodes: --gbs: 128 is not divisible by --mbs 1 x 12 data-parallel rank(s)" in text
+    assert "--num_nodes 1, 2, 4, 8, 16, 32, 64, 128" in text

@@ -47,6 +47,8 @@ REFUSED = {
     "no validation within the run": ({"val_check_interval": "20"}, "--val_check_interval: 20 is beyond --max_steps 12"),
     "min_lr above lr": ({"lr": "1e-4", "min_lr": "1e-3"}, "--min_lr: 0.001 is not between 0 and --lr 0.0001"),
     "zero steps": ({"max_steps": "0"}, "--max_steps: 0 must be positive"),
+    "nodes the global batch cannot share": ({"num_nodes": "2"}, "use a multiple of 8, or a node count that divides --gbs 4 evenly: --num_nodes 1"),
+    "a timeout that is not positive": ({"distributed_timeout_minutes": "0"}, "--distributed_timeout_minutes: 0.0 must be positive"),
 }
 if not torch.cuda.is_available():
     REFUSED["tensor parallel on CPU"] = ({"tp_size": "2"}, "--tp_size: tensor parallelism turns on sequence parallelism")

@@ -5,58 +5,25 @@ resumption, not the learning, so this needs nothing from the notebooks and runs 
 serves every test: killed, resumed to the end, then relaunched with other settings.
 """
 
-import subprocess
-import time
 from types import SimpleNamespace
 
-import psutil
 import pytest
+from launches import PROFILE, SETTINGS, changed, first_step, kill, start, wait_for_first_checkpoint
 
 from helpers import distill, events
 from helpers.distill import cli, runs
-from helpers.launch import child_env, run, torchrun
-from helpers.profiles import get_profile
-
-PROFILE = get_profile("tiny")
-SETTINGS = {"max_steps": "4", "val_check_interval": "2", "warmup_steps": "2", "log_interval": "1", "gbs": "48",
-            "mbs": "1", "limit_val_batches": "1"}  # fmt: skip  (24 micro-batches per step)
-
-
-def changed(flags: list[str], **values: str) -> list[str]:
-    """`flags` with the values of some flags replaced: changed(flags, max_steps="6")."""
-    flags = list(flags)
-    for name, value in values.items():
-        flags[flags.index(f"--{name}") + 1] = value
-    return flags
+from helpers.launch import run, torchrun
 
 
 def command(flags: list[str]) -> list[str]:
     return torchrun(PROFILE.distill.devices, "helpers.distill", *flags)
 
 
-def first_step(event_file) -> int:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(str(event_file))
-    accumulator.Reload()
-    return min(e.step + 1 for e in accumulator.Scalars("reduced_train_loss"))
-
-
 def kill_after_first_checkpoint(flags: list[str], run_dir, log) -> None:
     """Launch the run and kill torchrun and its workers, as a lost machine would, once a step's checkpoint is saved."""
-    with log.open("w") as output:
-        first = subprocess.Popen(
-            command(flags), stdout=output, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True
-        )
-        deadline = time.monotonic() + 600
-        while not any(c.step >= 2 and not c.last for c in runs.checkpoints(run_dir)):
-            assert first.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
-            time.sleep(0.2)
-        launcher = psutil.Process(first.pid)
-        for process in [launcher, *launcher.children(recursive=True)]:
-            process.kill()  # no clean-up at all
-        first.wait()
+    launcher = start(command(flags), log)
+    wait_for_first_checkpoint(run_dir, [launcher], log)
+    kill(launcher)
 
 
 @pytest.fixture(scope="module")
