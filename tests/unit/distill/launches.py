@@ -1,6 +1,7 @@
 """What the tests of real `helpers.distill` launches share: their short run of the tiny profile, starting it on one node
 or two, and stopping it once its first checkpoint is saved."""
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -74,7 +75,8 @@ def kill(launcher: subprocess.Popen) -> None:
     """Kill torchrun and its workers at once, as a lost machine would stop them: no clean-up at all."""
     process = psutil.Process(launcher.pid)
     for each in [process, *process.children(recursive=True)]:
-        each.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):  # a short-lived child (a checkpoint writer's) may end first
+            each.kill()
     launcher.wait()
 
 
