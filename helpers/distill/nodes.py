@@ -232,7 +232,9 @@ CONTAINER={CONTAINER}
 # written; written inside the container, that is the container's path: submit with REPOSITORY=<the clone> sbatch ...
 REPOSITORY=${{REPOSITORY:-{shlex.quote(str(REPOSITORY))}}}
 WORKDIR={shlex.quote(str(ws.root))}  # at the same path on every node and in the container: the flags name it
-HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# The first node hosts the rendezvous. (sed reads every name: `head -n 1` would leave scontrol writing into a closed
+# pipe, and under pipefail its SIGPIPE would end the job.)
+HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)
 
 srun --wait=60 --kill-on-bad-exit=1 \\
     --container-image="$CONTAINER" --container-mounts="$WORKDIR:$WORKDIR,$REPOSITORY:{MOUNTED}" \\

@@ -134,7 +134,9 @@ def test_the_slurm_scripts_srun_runs_the_command_each_node_ran(rehearsal, tmp_pa
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(f"#!/bin/bash\nprintf '%s\\0' \"$@\" > {tmp_path / 'srun.args'}\n")
-    (bin_dir / "scontrol").write_text("#!/bin/bash\nprintf 'localhost\\nnode002\\n'\n")
+    # The node list as scontrol prints it, long enough that a reader stopping after the first name would leave it
+    # writing into a closed pipe (under the script's pipefail, SIGPIPE would end the job).
+    (bin_dir / "scontrol").write_text("#!/bin/bash\necho localhost\nseq -f 'node%06g' 2 200000\n")
     for stand_in in bin_dir.iterdir():
         stand_in.chmod(0o755)
     environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "rehearsal", "SLURM_JOB_NODELIST": "localhost,node002"}
