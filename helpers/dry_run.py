@@ -154,11 +154,10 @@ def shapes(profile: Profile) -> tuple[budget.ModelShape, dict[str, budget.ModelS
     return shape(teacher.arch, teacher.tied_embeddings), students
 
 
-def multi_node(profile: Profile, ws: Workspace) -> list[str]:
+def multi_node(profile: Profile, ws: Workspace, teacher: budget.ModelShape, students: dict[str, budget.ModelShape], rate: budget.Throughput) -> list[str]:
     """The plan on more than one node (`nodes.plan`) and the Slurm script of the larger budget on PLANNED_NODES[0]."""
-    rate = budget.throughput(profile.gpu)
     scenarios = [*nodes.scenarios(profile, PLANNED_NODES[0], PLANNED_TOKENS), nodes.Scenario(PLANNED_TOKENS, PLANNED_NODES[1])]
-    planned, refused = nodes.plans(profile, scenarios, *shapes(profile), rate)
+    planned, refused = nodes.plans(profile, scenarios, teacher, students, rate)
     per_node = f"{profile.distill.devices} x {profile.gpu.name} per node"
     another = f"python -m helpers.distill.nodes --profile {profile.name} --nodes N --tokens T"
     sections = [f"More than one node ({per_node}; another count or budget: {another}):", nodes.table(planned).to_string(), nodes.efficiency_note(rate)]
@@ -176,8 +175,7 @@ def multi_node(profile: Profile, ws: Workspace) -> list[str]:
 
 def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
     """The plan as text a user reads before launching, and every problem found in it."""
-    if not profile.model.hf_id:
-        raise refuse("--profile", f"{profile.name} builds its teacher on this machine: there is nothing to plan", "dry-run a full profile (qwen3-1.7b, qwen3-8b)")
+    teacher_shape, student_shapes = shapes(profile)  # refuses a profile whose teacher is built on this machine
     teacher = published_teacher(profile.model.hf_id)
     archs = {"teacher": teacher.arch} | {f"{kind}-pruned": student(teacher.arch, prune.targets(profile, kind)) for kind in (*KINDS, "drop")}
     sizes = pd.DataFrame({name: parameter_counts(arch, teacher.tied_embeddings) for name, arch in archs.items()}) / 1e9
@@ -196,10 +194,9 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
     sections += [f"[{step.notebook}] {step.what}:\n    {shlex.join(step.command)}" for step in commands(profile, ws)]
     if profile.gpu:
         gpu = profile.gpu
-        teacher_shape = shape(teacher.arch, teacher.tied_embeddings)
         memory = {}
         for kind in KINDS:
-            memory[kind] = budget.memory_per_device(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, profile.distill, profile.data.seq_length)
+            memory[kind] = budget.memory_per_device(student_shapes[kind], teacher_shape, profile.distill, profile.data.seq_length)
             total = memory[kind].loc["total", "GB"]
             if total > GPU_HEADROOM * gpu.memory_gb:
                 problems.append(Problem(f"distill {kind}: --mbs", f"~{total:.0f} GB per GPU, over {GPU_HEADROOM:.0%} of the {gpu.name}'s {gpu.memory_gb:g} GB", "lower --mbs (keep --gbs: more micro-batches per step) or add tensor parallelism"))
@@ -207,9 +204,9 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
         sections.append(pd.DataFrame({kind: table["GB"] for kind, table in memory.items()}).to_string())
         rate = budget.throughput(gpu)
         for kind in KINDS:
-            time = budget.time_estimate(shape(archs[f"{kind}-pruned"], teacher.tied_embeddings), teacher_shape, kd, profile.distill, rate)
+            time = budget.time_estimate(student_shapes[kind], teacher_shape, kd, profile.distill, rate)
             sections.append(f"Time, distilling {kind}: {time['seconds per step']} s per step, {time['run time (validations and checkpoints included)']} in all ({time['assumed throughput']}).")
-        sections += multi_node(profile, ws)
+        sections += multi_node(profile, ws, teacher_shape, student_shapes, rate)
     students = {kind: int(sizes.loc["total", f"{kind}-pruned"] * 1e9) for kind in KINDS}
     sections.append("Disk in the work directory (GB):")
     sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB, async_saves=profile.gpu is not None).to_string())

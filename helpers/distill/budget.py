@@ -241,10 +241,13 @@ def efficiency(settings: DistillSettings, rate: Throughput) -> float:
     return rate.efficiency * (rate.across_nodes if settings.num_nodes > 1 else 1.0)
 
 
+def step_flops(student: ModelShape, teacher: ModelShape, kd: KDPlan) -> float:
+    return kd.gbs * kd.seq_length * flops_per_token(student.parameters, teacher.parameters)
+
+
 def seconds_per_step(student: ModelShape, teacher: ModelShape, kd: KDPlan, settings: DistillSettings, rate: Throughput) -> float:
     """Seconds per step: the step's FLOPs at `efficiency` of every device's peak."""
-    flops = kd.gbs * kd.seq_length * flops_per_token(student.parameters, teacher.parameters)
-    return flops / (settings.devices * settings.num_nodes * rate.tflops_per_device * 1e12 * efficiency(settings, rate))
+    return step_flops(student, teacher, kd) / (settings.devices * settings.num_nodes * rate.tflops_per_device * 1e12 * efficiency(settings, rate))
 
 
 def time_estimate(student: ModelShape, teacher: ModelShape, kd: KDPlan, settings: DistillSettings, rate: Throughput) -> dict:
@@ -254,7 +257,7 @@ def time_estimate(student: ModelShape, teacher: ModelShape, kd: KDPlan, settings
     share = efficiency(settings, rate)
     across = "" if share == rate.efficiency else f", {rate.across_nodes:.2f} of it on each of {nodes} nodes ({NEMOTRON_NANO_96_NODES.source})"
     return {
-        "FLOPs per step": f"{kd.gbs * kd.seq_length * flops_per_token(student.parameters, teacher.parameters):.3g}",
+        "FLOPs per step": f"{step_flops(student, teacher, kd):.3g}",
         "assumed throughput": f"{rate.tflops_per_device:.3g} TFLOP/s per device x {share:.1%} x {devices} device(s) ({rate.source}{across})",
         "seconds per step": round(per_step, 2),
         "tokens per second per node": round(kd.gbs * kd.seq_length / per_step / nodes),
