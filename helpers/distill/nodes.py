@@ -181,7 +181,7 @@ def launch(
         raise refuse(
             "--rdzv_endpoint",
             f"a launch on {nodes} nodes needs the address where their torchruns meet",
-            f"give HOST:PORT of one of the nodes, e.g. the first: $(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1):{PORT}",
+            f"give HOST:PORT of one of the nodes, e.g. the first: $(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p):{PORT}",
         )
     host, _, port = (endpoint or f"localhost:{PORT}").rpartition(":")
     if not host or not port.isdigit():
