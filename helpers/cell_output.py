@@ -90,7 +90,7 @@ RULES = (
     # (megatron_strategy.py:1170), the teacher loaded (modelopt/distill/utils.py:141), pruning and saving its result
     # (modelopt/prune/pruner.py:111, :130); NeMo times every checkpoint load and save (nemo/lightning/io/pl.py:211-225,
     # :305-311), a save with asynchronous writing (GPUs) only until the writing goes on in the background.
-    _rule(Kind.PHASE, r"^\[helpers\] NeMo stack imported in (?P<seconds>[\d.]+) s", label="NeMo imported in {seconds:.1f} s", once=True),
+    _rule(Kind.PHASE, r"^\[helpers\] (?P<stack>[\w-]+) stack imported in (?P<seconds>[\d.]+) s", label="{stack} imported in {seconds:.1f} s", once=True),
     _rule(Kind.PHASE, r"Doing selective restore from RestoreConfig\(path='(?:[^']*/)?(?P<name>[^'/]+)'", label="restoring {name}"),
     _rule(Kind.PHASE, r"\] Distillation: Loading teacher weights", label="loading the teacher"),
     _rule(Kind.PHASE, r"\] Pruning model\.\.\.", label="pruning"),

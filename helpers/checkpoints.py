@@ -1,11 +1,14 @@
-"""Read a NeMo 2 checkpoint without loading it: its config, its weights' shapes, its parameter count.
+"""Read a checkpoint without loading it: its config, its weights' shapes, its parameter count.
 
-A NeMo 2 checkpoint is a folder with `context/` (model.yaml, io.json, the tokenizer) and `weights/`
-(Megatron's torch_dist format: per-layer weights are stored stacked along a first, layer axis).
+Both routes' checkpoints are read in Megatron-Core's terms. A NeMo 2 checkpoint is a folder with `context/`
+(model.yaml, io.json, the tokenizer) and `weights/` (Megatron's torch_dist format: per-layer weights are stored
+stacked along a first, layer axis). A Hugging Face checkpoint (the Megatron-Bridge route's) has config.json and
+safetensors files; its weights are named and stacked here as Megatron-Core names and stacks them.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,17 +43,28 @@ def require_nemo_checkpoint(path: Path, setting: str) -> Path:
 
 
 def model_config(path: Path) -> dict:
-    """The model config saved in the checkpoint's context/model.yaml."""
+    """The model config: context/model.yaml's (NeMo 2), or config.json's in Megatron-Core's names (Hugging Face)."""
+    if is_hf_checkpoint(path):
+        config = json.loads((path / "config.json").read_text())
+        megatron = {ours: config[theirs] for ours, theirs in HF_CONFIG_NAMES.items() if theirs in config}
+        return megatron | {"kv_channels": config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]}
     return yaml.safe_load((path / "context" / "model.yaml").read_text())["config"]
 
 
+def config_file(path: Path) -> str:
+    """Where `model_config` read the config from."""
+    return "config.json" if is_hf_checkpoint(path) else "context/model.yaml"
+
+
 def tokenizer_dir(path: Path) -> Path:
-    """The Hugging Face tokenizer files every NeMo checkpoint made from a Hugging Face model carries."""
-    return path / "context" / "nemo_tokenizer"
+    """The Hugging Face tokenizer files: in the checkpoint's folder (Hugging Face), or its context (NeMo 2)."""
+    return path if is_hf_checkpoint(path) else path / "context" / "nemo_tokenizer"
 
 
 def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Shape of every model weight in the checkpoint, read from the torch_dist metadata."""
+    """Shape of every model weight in the checkpoint (Megatron-Core's names, layers stacked on a first axis)."""
+    if is_hf_checkpoint(path):
+        return _hf_weight_shapes(path)
     from torch.distributed.checkpoint import FileSystemReader
 
     metadata = FileSystemReader(str(path / "weights")).read_metadata()
@@ -59,6 +73,67 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         for key, item in metadata.state_dict_metadata.items()
         if key.startswith("module.") and hasattr(item, "size") and not key.endswith("_extra_state")
     }
+
+
+# Hugging Face's config keys of a Llama-family model, by Megatron-Core's name.
+HF_CONFIG_NAMES = {
+    "num_layers": "num_hidden_layers",
+    "hidden_size": "hidden_size",
+    "ffn_hidden_size": "intermediate_size",
+    "num_attention_heads": "num_attention_heads",
+    "num_query_groups": "num_key_value_heads",
+    "vocab_size": "vocab_size",
+}
+# Hugging Face's weights of a Llama-family model (Qwen3, SmolLM2), by the Megatron-Core weight they make up: the
+# query, key and value projections are one fused `linear_qkv`, the gate and up projections one `linear_fc1`.
+_HF_WEIGHTS = {
+    "model.embed_tokens.weight": "embedding.word_embeddings.weight",
+    "model.norm.weight": "decoder.final_layernorm.weight",
+    "lm_head.weight": "output_layer.weight",
+    "input_layernorm.weight": "decoder.layers.self_attention.linear_qkv.layer_norm_weight",
+    "self_attn.q_proj.weight": "decoder.layers.self_attention.linear_qkv.weight",
+    "self_attn.k_proj.weight": "decoder.layers.self_attention.linear_qkv.weight",
+    "self_attn.v_proj.weight": "decoder.layers.self_attention.linear_qkv.weight",
+    "self_attn.q_norm.weight": "decoder.layers.self_attention.q_layernorm.weight",
+    "self_attn.k_norm.weight": "decoder.layers.self_attention.k_layernorm.weight",
+    "self_attn.o_proj.weight": "decoder.layers.self_attention.linear_proj.weight",
+    "post_attention_layernorm.weight": "decoder.layers.mlp.linear_fc1.layer_norm_weight",
+    "mlp.gate_proj.weight": "decoder.layers.mlp.linear_fc1.weight",
+    "mlp.up_proj.weight": "decoder.layers.mlp.linear_fc1.weight",
+    "mlp.down_proj.weight": "decoder.layers.mlp.linear_fc2.weight",
+}
+
+
+def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Every tensor's shape in the folder's safetensors files, read from their headers (no weights loaded)."""
+    shapes = {}
+    for file in sorted(path.glob("*.safetensors")):
+        with file.open("rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        shapes |= {name: item["shape"] for name, item in header.items() if name != "__metadata__"}
+    return shapes
+
+
+def _hf_weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    layers: dict[str, dict[int, list[int]]] = {}
+    shapes = {}
+    for name, shape in _safetensors_shapes(path).items():
+        if name.startswith("model.layers."):
+            index, rest = name.removeprefix("model.layers.").split(".", 1)
+            megatron = _HF_WEIGHTS[rest]
+            fused = layers.setdefault(megatron, {})
+            if int(index) in fused:  # a second part of a fused weight: rows add up
+                fused[int(index)] = [fused[int(index)][0] + shape[0], *shape[1:]]
+            else:
+                fused[int(index)] = list(shape)
+        else:
+            shapes[_HF_WEIGHTS[name]] = tuple(shape)
+    for megatron, per_layer in layers.items():
+        first = per_layer[min(per_layer)]
+        if any(shape != first for shape in per_layer.values()):
+            raise ValueError(f"{path}: the layers' {megatron} differ in shape; a per-layer (heterogeneous) model is not supported")
+        shapes[megatron] = (len(per_layer), *first)
+    return shapes
 
 
 @dataclass(frozen=True)

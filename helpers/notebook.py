@@ -9,6 +9,7 @@ import pandas as pd
 
 from helpers import checkpoints, rehearsal
 from helpers.profiles import Profile, get_profile
+from helpers.routes import DEFAULT_ROUTE, Route, get_route, require_route_installed
 from helpers.workspace import Workspace, open_workspace
 
 ARCHITECTURE_ROWS = {
@@ -26,16 +27,19 @@ ARCHITECTURE_ROWS = {
 class Session:
     profile: Profile
     ws: Workspace
+    route: Route
 
 
-def start(profile_name: str, workdir: str) -> Session:
-    """Resolve the profile and the work directory (environment variables win) and say what they are."""
+def start(profile_name: str, workdir: str, route_name: str = DEFAULT_ROUTE) -> Session:
+    """Resolve the profile, the route and the work directory (environment variables win) and say what they are."""
     rehearsal.start_process()
-    profile = get_profile(profile_name)
-    ws = open_workspace(profile.name, profile.model.name, workdir)
+    profile, route = get_profile(profile_name), get_route(route_name)
+    require_route_installed(route)
+    ws = open_workspace(profile.name, profile.model.name, workdir, route.name)
     print(f"Profile {profile.name!r}: {profile.summary}")
+    print(f"Route {route.name!r}: {route.title}; GPUs: {route.container}")
     print(f"Work directory: {ws.root}")
-    return Session(profile, ws)
+    return Session(profile, ws, route)
 
 
 def architecture_table(*named: tuple[str, Path]) -> pd.DataFrame:
@@ -50,7 +54,7 @@ def config_vs_weights(path: Path) -> pd.DataFrame:
     declared = {key: config.get(key) for key in ARCHITECTURE_ROWS}
     declared["head_dim"] = config.get("kv_channels")
     measured = checkpoints.architecture(path).as_dict()
-    table = pd.DataFrame({"config (context/model.yaml)": declared, "weights (weights/)": measured})
+    table = pd.DataFrame({f"config ({checkpoints.config_file(path)})": declared, "weights": measured})
     return table.rename(index=ARCHITECTURE_ROWS)
 
 

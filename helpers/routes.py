@@ -14,6 +14,7 @@ students from the same data on the same budget, and write their outputs to a fol
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -82,3 +83,14 @@ def installed_versions(route: Route) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return versions
+
+
+def require_route_installed(route: Route) -> None:
+    """Refuse a route whose framework this environment lacks, naming the environment that has it."""
+    if installed_versions(route)[route.framework] is None:
+        raise refuse(
+            "ROUTE",
+            f"the {route.name!r} route needs {route.framework}, which this environment ({sys.prefix}) does not have",
+            f"run it in {route.container} on GPUs, or on CPU with `make run ROUTE={route.name}` (its environment is "
+            f"{route.venv}; in JupyterLab pick that environment's kernel)",
+        )

@@ -4,9 +4,10 @@
     python -m helpers.series --profile tiny        # the mechanics in minutes
     python -m helpers.series --profile qwen3-1.7b --workdir /data/work
     python -m helpers.series --profile qwen3-8b --dry-run   # the plan and its checks, no GPU needed
+    python -m helpers.series --route bridge        # the same series on Megatron-Bridge + ModelOpt (make run ROUTE=bridge)
 
 Each notebook runs in a fresh kernel, with the repository as its working directory, exactly as
-JupyterLab would run it. The executed copies go to <workdir>/<profile>/executed/ (also when a
+JupyterLab would run it. The executed copies go to <workdir>/<profile>/<route>/executed/ (also when a
 cell fails, so the failing output can be read there) and the figures to .../figures/.
 """
 
@@ -22,7 +23,8 @@ import pandas as pd
 
 from helpers import timings
 from helpers.profiles import DEFAULT_PROFILE, PROFILE_ENV, get_profile
-from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, open_workspace
+from helpers.routes import DEFAULT_ROUTE, ROUTE_ENV, ROUTES, get_route, require_route_installed
+from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, open_workspace, workspace_root
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 NOTEBOOKS = (
@@ -102,22 +104,24 @@ def summary(ws: Workspace, seconds: dict[str, float], cpu: dict[str, float]) -> 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.series", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default=os.environ.get(PROFILE_ENV, DEFAULT_PROFILE), help=f"profile to run (default: {DEFAULT_PROFILE})")
+    p.add_argument("--route", default=os.environ.get(ROUTE_ENV, DEFAULT_ROUTE), help=f"route to run (default: {DEFAULT_ROUTE}): {', '.join(ROUTES)}")
     p.add_argument("--workdir", default=os.environ.get(WORKDIR_ENV, DEFAULT_WORKDIR), help="work directory (default: ./workspace)")
     p.add_argument("--timeout", type=int, help="seconds one cell may take (default: no limit)")
     p.add_argument("--dry-run", action="store_true", help="plan a full profile without a GPU or a download: commands, checks, memory, time, disk")
     args = p.parse_args(argv)
 
-    os.environ[PROFILE_ENV] = args.profile  # the flag wins over an inherited $TUTORIAL_PROFILE
-    profile = get_profile(args.profile)
+    os.environ[PROFILE_ENV], os.environ[ROUTE_ENV] = args.profile, args.route  # the flags win over inherited values
+    profile, route = get_profile(args.profile), get_route(args.route)
     if args.dry_run:
         from helpers import dry_run
 
-        ws = Workspace(root=Path(args.workdir).expanduser().resolve() / profile.name, model_name=profile.model.name)
-        return dry_run.main(profile, ws)
+        root = workspace_root(args.workdir, profile.name, route.name)
+        return dry_run.main(profile, Workspace(root=root, model_name=profile.model.name, route=route.name))
+    require_route_installed(route)
     # The notebooks read these in their first cell; the kernels inherit them.
     os.environ[WORKDIR_ENV] = str(Path(args.workdir).expanduser().resolve())
-    ws = open_workspace(profile.name, profile.model.name)
-    print(f"Running the series on profile {profile.name!r} in {ws.root}")
+    ws = open_workspace(profile.name, profile.model.name, route=route.name)
+    print(f"Running the series on profile {profile.name!r}, route {route.name!r}, in {ws.root}")
     seconds, cpu = {}, {}
     for name in NOTEBOOKS:
         cpu_before = timings.children_cpu()  # the kernel is this process's child, and ends with the notebook

@@ -1,4 +1,4 @@
-"""Import the NeMo / Megatron-Core / ModelOpt stack the way every step of the series needs it."""
+"""Import each route's stack (NeMo 2, or Megatron-Bridge; Megatron-Core and ModelOpt below both) the way every step needs it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from functools import cache
 
 from helpers.launch import is_rank0
 
-# Printed once NeMo is imported (by rank 0): `timings` reads it to tell a command's start-up from its work.
-IMPORTED = "[helpers] NeMo stack imported in {seconds:.1f} s"
+# Printed once the stack is imported (by rank 0): `timings` reads it to tell a command's start-up from its work.
+IMPORTED = "[helpers] {stack} stack imported in {seconds:.1f} s"
 
 
 @cache
@@ -32,8 +32,26 @@ def nemo_llm():
     rehearsal.enable()
     megatron_local_files()
     if is_rank0():
-        print(IMPORTED.format(seconds=time.perf_counter() - started), flush=True)
+        print(IMPORTED.format(stack="NeMo", seconds=time.perf_counter() - started), flush=True)
     return llm
+
+
+@cache
+def megatron_bridge():
+    """`megatron.bridge`, imported once per process, with the CPU rehearsal's workarounds where they apply
+    (`rehearsal.enable_bridge`: without Transformer Engine, Bridge's import needs one first)."""
+    started = time.perf_counter()
+    from helpers import rehearsal
+
+    with garbage_collection_paused():
+        rehearsal.enable_bridge()
+        import megatron.bridge
+        import modelopt.torch.prune  # noqa: F401
+
+    megatron_local_files()
+    if is_rank0():
+        print(IMPORTED.format(stack="Megatron-Bridge", seconds=time.perf_counter() - started), flush=True)
+    return megatron.bridge
 
 
 def pause_garbage_collection() -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 RECORDS = "timings.jsonl"
-_IMPORTED = re.compile(r"^\[helpers\] NeMo stack imported in ([\d.]+) s")
+_IMPORTED = re.compile(r"^\[helpers\] [\w-]+ stack imported in ([\d.]+) s")
 
 
 def children_cpu() -> float:

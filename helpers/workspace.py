@@ -1,4 +1,4 @@
-"""Where every artifact of the series lives: one folder per profile inside the work directory."""
+"""Where every artifact of the series lives: one folder per profile and route inside the work directory."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.errors import refuse
+from helpers.routes import DEFAULT_ROUTE
 
 WORKDIR_ENV = "TUTORIAL_WORKDIR"
 DEFAULT_WORKDIR = "./workspace"
@@ -16,10 +17,15 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class Workspace:
-    """Paths of the artifacts one profile produces; names follow the reference tutorial's."""
+    """Paths of the artifacts one profile produces on one route; names follow the reference tutorial's.
+
+    The NeMo 2 route converts the teacher into a NeMo 2 checkpoint and prunes it into NeMo 2 checkpoints; the
+    Megatron-Bridge route reads the Hugging Face teacher directly and prunes it into Hugging Face checkpoints.
+    """
 
     root: Path
     model_name: str
+    route: str = DEFAULT_ROUTE
 
     @property
     def assets(self) -> Path:
@@ -35,16 +41,30 @@ class Workspace:
         return self.models / self.model_name
 
     @property
+    def _checkpoint_name(self) -> str:
+        return f"{self.model_name}-nemo" if self.route == "nemo2" else self.model_name
+
+    @property
     def teacher(self) -> Path:
-        return self.models / f"{self.model_name}-nemo"
+        """The teacher as pruning and distillation read it: a NeMo 2 checkpoint, or (bridge) the Hugging Face one."""
+        return self.models / self._checkpoint_name
 
     def pruned(self, kind: str) -> Path:
         """The `kind` ("depth" or "width") pruned student, before distillation."""
-        return self.models / f"{self.model_name}-nemo-{kind}-pruned"
+        return self.models / f"{self._checkpoint_name}-{kind}-pruned"
 
     def exported(self, label: str) -> Path:
-        """A NeMo checkpoint exported back to Hugging Face format."""
+        """A checkpoint of pruning (NeMo 2) or distillation (both routes) exported to Hugging Face format."""
         return self.models / "hf-export" / label
+
+    def hf_model(self, label: str) -> Path:
+        """The Hugging Face folder of a compared model: "teacher", "<kind>-pruned" or "<kind>-distilled"."""
+        if label == "teacher":
+            return self.hf_teacher
+        kind, stage = label.rsplit("-", 1)
+        if stage == "pruned" and self.route == "bridge":  # pruning on the Bridge route writes Hugging Face checkpoints
+            return self.pruned(kind)
+        return self.exported(label)
 
     @property
     def data(self) -> Path:
@@ -88,11 +108,16 @@ class Workspace:
         return self.figures / f"{name}.png"
 
 
-def open_workspace(profile_name: str, model_name: str, workdir: str = DEFAULT_WORKDIR) -> Workspace:
+def workspace_root(workdir: str | Path, profile_name: str, route: str) -> Path:
+    """<workdir>/<profile>/<route>: both routes run one profile side by side without overwriting each other."""
+    return Path(workdir).expanduser().resolve() / profile_name / route
+
+
+def open_workspace(profile_name: str, model_name: str, workdir: str = DEFAULT_WORKDIR, route: str = DEFAULT_ROUTE) -> Workspace:
     """The workspace under $TUTORIAL_WORKDIR if set, else `workdir`; refused if it cannot be written."""
     setting = WORKDIR_ENV if os.environ.get(WORKDIR_ENV) else "WORKDIR"
     base = Path(os.environ.get(WORKDIR_ENV) or workdir).expanduser().resolve()
-    root = base / profile_name
+    root = workspace_root(base, profile_name, route)
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root):
@@ -103,4 +128,4 @@ def open_workspace(profile_name: str, model_name: str, workdir: str = DEFAULT_WO
             f"the work directory {base} is not writable ({error.strerror or error})",
             f"point {WORKDIR_ENV} (or the WORKDIR parameter) at a folder you can write to",
         ) from error
-    return Workspace(root=root, model_name=model_name)
+    return Workspace(root=root, model_name=model_name, route=route)

@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,3 +180,18 @@ def export(ws: Workspace, sources: dict[str, Path], log: Path, overwrite: bool =
     for label, check in checks.items():
         print(f"{label}: {check}")
     return checks
+
+
+def import_teacher(ws: Workspace, overwrite: bool = False) -> LogitsCheck:
+    """Bring the teacher into Megatron-Core and prove it faithful by logits, on the workspace's route.
+
+    NeMo 2 imports it into a NeMo 2 checkpoint (`llm.import_ckpt`) and compares that with Hugging Face's. The
+    Megatron-Bridge route converts nothing to disk: every step builds the model from the Hugging Face checkpoint
+    with AutoBridge, and the check runs on what AutoBridge builds (`helpers.conversion.bridge`).
+    """
+    job = Job(source=ws.hf_teacher, output=ws.teacher, report=ws.results / "import-logits.json")
+    if ws.route == "bridge":
+        from helpers.conversion import bridge as route_steps
+    else:
+        route_steps = sys.modules[__name__]
+    return route_steps.convert("import", {"teacher": job}, log=ws.logs / "01-import.log", overwrite=overwrite)["teacher"]

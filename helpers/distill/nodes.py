@@ -37,7 +37,8 @@ from helpers.distill import budget
 from helpers.distill.checks import data_parallel_problems
 from helpers.errors import Problem, SettingError, raise_if_any, refuse
 from helpers.profiles import H100, KINDS, PROFILES, Profile
-from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace
+from helpers.routes import DEFAULT_ROUTE
+from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, workspace_root
 
 T = TypeVar("T")
 PORT = 29500  # the rendezvous port of NeMo's own Slurm launcher (nemo_run/core/execution/launcher.py:44)
@@ -377,10 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, required=True, help="nodes, each with the profile's devices")
     p.add_argument("--tokens", type=float, required=True, help="the token budget, e.g. 90e9")
     p.add_argument("--workdir", default=os.environ.get(WORKDIR_ENV, DEFAULT_WORKDIR), help="the work directory every node mounts")
-    p.add_argument("--write", action="store_true", help="write each student's Slurm script into <workdir>/<profile>/slurm/")
+    p.add_argument("--write", action="store_true", help="write each student's Slurm script into <workdir>/<profile>/nemo2/slurm/")
     args = p.parse_args(argv)
     profile = PROFILES[args.profile]
-    ws = Workspace(Path(args.workdir).expanduser().resolve() / profile.name, profile.model.name)
+    ws = Workspace(workspace_root(args.workdir, profile.name, DEFAULT_ROUTE), profile.model.name)
     rate = budget.throughput(profile.gpu)
     try:
         planned = plan(profile, Scenario(int(args.tokens), args.nodes), *dry_run.shapes(profile), rate)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import events
+from helpers import conversion, events
+from helpers.checkpoints import is_hf_checkpoint
 from helpers.distill import budget, cli, nodes, runs
 from helpers.distill.budget import memory_per_device, model_shape, plan
 from helpers.distill.live import LiveCurves
+from helpers.errors import SettingError
 from helpers.launch import run, torchrun
 from helpers.plots import color
 from helpers.profiles import KINDS, Profile
@@ -67,6 +69,35 @@ def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool
     finally:
         curves.finish()  # the figure stays in the cell, also when the run failed
     return runs.best(run_dir(ws, kind))
+
+
+def best(ws: Workspace, kind: str) -> dict:
+    """The `kind` run's best checkpoint: its path, step and validation loss (runs.best)."""
+    return runs.best(run_dir(ws, kind))
+
+
+def kd_config_state(profile: Profile, ws: Workspace, kind: str, kd_config: Path) -> runs.RunState:
+    """Check a launch of the `kind` student with another loss (`--kd_config`); return where that run stands."""
+    return cli.check(cli.parser().parse_args(flags(profile, ws, kind, kd_config=kd_config)))
+
+
+def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
+    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
+    try:
+        cli.check(cli.parser().parse_args(flags(profile, ws, kind)))
+    except SettingError as error:
+        return str(error)
+    return None
+
+
+def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, conversion.LogitsCheck]:
+    """Export each student to Hugging Face (the best distilled checkpoint, and the pruned one if notebook 02 did not)."""
+    sources = {}
+    for kind in KINDS:
+        sources[f"{kind}-distilled"] = Path(best(ws, kind)["checkpoint"])
+        if overwrite or not is_hf_checkpoint(ws.exported(f"{kind}-pruned")):  # else exported and checked in notebook 02
+            sources[f"{kind}-pruned"] = ws.pruned(kind)
+    return conversion.export(ws, sources, ws.logs / "04-export.log", overwrite=overwrite)
 
 
 def curves(ws: Workspace, kinds=KINDS) -> pd.DataFrame:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import conversion, distill, hf_model
-from helpers.checkpoints import is_hf_checkpoint
+from helpers import distill, hf_model
 from helpers.data.indexed import token_windows
-from helpers.distill import runs
 from helpers.evaluate import perplexity, speed
 from helpers.evaluate.perplexity import NOISE
 from helpers.profiles import KINDS, Profile
+from helpers.routes import get_route, installed_versions
 from helpers.workspace import Workspace
 
 MODELS = ("teacher", "depth-pruned", "depth-distilled", "width-pruned", "width-distilled")
@@ -22,17 +21,7 @@ RESULTS = "comparison"
 
 def hf_checkpoints(ws: Workspace) -> dict[str, Path]:
     """The Hugging Face checkpoint of each compared model."""
-    return {"teacher": ws.hf_teacher} | {f"{kind}-{stage}": ws.exported(f"{kind}-{stage}") for kind in KINDS for stage in ("pruned", "distilled")}
-
-
-def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, conversion.LogitsCheck]:
-    """Export each student to Hugging Face (the best distilled checkpoint, and the pruned one if notebook 02 did not)."""
-    sources = {}
-    for kind in KINDS:
-        sources[f"{kind}-distilled"] = Path(runs.best(distill.run_dir(ws, kind))["checkpoint"])
-        if overwrite or not is_hf_checkpoint(ws.exported(f"{kind}-pruned")):  # else exported and checked in notebook 02
-            sources[f"{kind}-pruned"] = ws.pruned(kind)
-    return conversion.export(ws, sources, ws.logs / "04-export.log", overwrite=overwrite)
+    return {label: ws.hf_model(label) for label in MODELS}
 
 
 def test_windows(profile: Profile, ws: Workspace):
@@ -57,13 +46,15 @@ def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
             kl = rows[label].setdefault("KL to teacher", 0.0)
             print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}   KL to the teacher {kl:.4f} nats/token")
     for kind in KINDS:
-        rows[f"{kind}-distilled"]["best KD val_loss"] = runs.best(distill.run_dir(ws, kind))["val_loss"]
+        rows[f"{kind}-distilled"]["best KD val_loss"] = distill.best(ws, kind)["val_loss"]
     timing = speed_settings(profile, ws)
     print(f"Speed: {timing}")
     speeds = measure_speed(ws, timing)
     print(speed.unreliable_note(speeds) or f"Speed: every ratio within ±{speed.BOUND:.0%}.")
     table = pd.concat([pd.DataFrame(rows).T, speeds], axis=1).rename_axis("model")
-    save(table, ws, tokens=int(windows.size), device=hf_model.device(), profile=profile.name, speed=str(timing), per_window=per_window)
+    route = get_route(ws.route)
+    save(table, ws, tokens=int(windows.size), device=hf_model.device(), profile=profile.name, route=route.name,
+         versions=installed_versions(route), speed=str(timing), per_window=per_window)
     return table
 
 
@@ -101,9 +92,17 @@ def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:
 
 
 def load(ws: Workspace) -> dict:
-    """The saved comparison: {"profile", "tokens", "device", "speed", "per_window": {model: {"loss": [...], "KL to
+    """The saved comparison: {"profile", "route", "versions": {package: version}, "tokens", "device", "speed", "per_window": {model: {"loss": [...], "KL to
     teacher": [...]}, one value per test window, for `perplexity.difference`}, "models": [one record per model]}."""
     return json.loads((ws.results / f"{RESULTS}.json").read_text())
+
+
+def provenance(ws: Workspace) -> pd.Series:
+    """Which route and which installed framework versions produced the saved comparison."""
+    saved = load(ws)
+    route = get_route(saved["route"])
+    return pd.Series({"route": f"{route.name}: {route.title}", "container (GPUs)": route.container, "device": saved["device"]}
+                     | saved["versions"], name="produced by")
 
 
 def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd.DataFrame:

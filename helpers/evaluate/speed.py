@@ -276,17 +276,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from helpers.evaluate import comparison
     from helpers.profiles import DEFAULT_PROFILE, get_profile
+    from helpers.routes import DEFAULT_ROUTE, ROUTE_ENV, get_route
     from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, open_workspace
 
     p = argparse.ArgumentParser(prog="python -m helpers.evaluate.speed", description=main.__doc__)
     p.add_argument("--profile", default=DEFAULT_PROFILE)
     p.add_argument("--workdir", default=os.environ.get(WORKDIR_ENV, DEFAULT_WORKDIR))
+    p.add_argument("--route", default=os.environ.get(ROUTE_ENV, DEFAULT_ROUTE), help="the route whose results to measure again")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default: the profile's), up to twice as many while a ratio is uncertain")
     p.add_argument("--tolerance", type=float, default=TOLERANCE, help="largest relative difference of a ratio that counts as agreeing")
     args = p.parse_args(argv)
     profile = get_profile(args.profile)
     os.environ[WORKDIR_ENV] = args.workdir  # the flag wins over an inherited $TUTORIAL_WORKDIR
-    ws = open_workspace(profile.name, profile.model.name, args.workdir)
+    ws = open_workspace(profile.name, profile.model.name, args.workdir, get_route(args.route).name)
     settings = comparison.speed_settings(profile, ws)
     try:
         if args.rounds:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers.checkpoints import architecture, is_nemo_checkpoint
+from helpers.conversion import LogitsCheck
+from helpers.conversion import export as export_to_hf
+from helpers.errors import SettingError
 from helpers.launch import run, torchrun
-from helpers.profiles import Profile
+from helpers.profiles import KINDS, Profile
 from helpers.prune import cli, importance
 from helpers.workspace import Workspace
 
@@ -63,3 +66,18 @@ def run_pruning(profile: Profile, ws: Workspace, kind: str, overwrite: bool = Fa
     cli.check(cli.parser().parse_args(flags(profile, ws, kind, replace)))  # refuses before launching
     run(command(profile, ws, kind, replace), ws.logs / f"02-prune-{kind}.log")
     return output
+
+
+def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
+    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
+    try:
+        cli.check(cli.parser().parse_args(flags(profile, ws, kind)))
+    except SettingError as error:
+        return str(error)
+    return None
+
+
+def students(ws: Workspace, overwrite: bool = False) -> dict[str, LogitsCheck]:
+    """Export each pruned NeMo 2 checkpoint to Hugging Face (`llm.export_ckpt`), each proven by logits."""
+    pruned = {f"{kind}-pruned": ws.pruned(kind) for kind in KINDS}
+    return export_to_hf(ws, pruned, log=ws.logs / "02-export.log", overwrite=overwrite)

@@ -1,9 +1,11 @@
-"""Run the NeMo 2 / Megatron-Core / ModelOpt calls of this tutorial on a machine without CUDA.
+"""Run both routes' NeMo 2 / Megatron-Bridge / Megatron-Core / ModelOpt calls on a machine without CUDA.
 
 Every workaround the CPU rehearsal needs lives in this folder, one module per library it patches
-(`pytorch`, `megatron`, `nemo`, `modelopt`). Each one names the upstream file:line it works around
-(NeMo 2.5.3, Megatron-Core 0.14.0, ModelOpt 0.35.1) and the symptom it avoids. `enable()` applies
-them only when CUDA is absent; on a GPU it returns without touching anything.
+(`pytorch`, `megatron`, `nemo`, `modelopt`, `bridge`). Each one names the upstream file:line it works around
+(NeMo 2.5.3, Megatron-Core 0.14.0, ModelOpt 0.35.1 on the NeMo 2 route; Megatron-Bridge 0.3.1, Megatron-Core
+0.16.1, ModelOpt 0.43.0 on the Megatron-Bridge route) and the symptom it avoids. `enable()` (NeMo 2) applies
+them only when CUDA is absent; on a GPU it returns without touching anything. `enable_bridge()` applies the
+Bridge route's: those for a missing Transformer Engine when TE is missing, those for a missing CUDA when CUDA is.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import torch
 
 from helpers.errors import refuse
-from helpers.rehearsal import megatron, modelopt, nemo, pytorch
+from helpers.rehearsal import bridge, megatron, modelopt, nemo, pytorch
 from helpers.rehearsal.nemo import config_fields
 
 __all__ = [
-    "WORKAROUNDS", "accelerator", "async_checkpoint_saves", "child_environment", "config_fields", "enable", "have_transformer_engine",
+    "BRIDGE_WORKAROUNDS", "WORKAROUNDS", "accelerator", "async_checkpoint_saves", "child_environment", "config_fields", "enable", "enable_bridge", "have_transformer_engine",
     "start_process",
 ]  # fmt: skip
 
@@ -34,6 +36,10 @@ WORKAROUNDS = (
     modelopt.minitron_knows_rmsnorm,
     nemo.llama_import_without_fusions,
 )
+
+# The Megatron-Bridge route's, each keyed on its own cause (no Transformer Engine, or no CUDA).
+BRIDGE_WORKAROUNDS = bridge.WORKAROUNDS
+_applied_bridge = False
 
 
 def accelerator() -> str:
@@ -106,3 +112,14 @@ def enable() -> bool:
             workaround()
         _applied = True
     return True
+
+
+def enable_bridge() -> bool:
+    """Apply the Megatron-Bridge route's workarounds once, each where its cause is. Returns True on the CPU rehearsal."""
+    global _applied_bridge
+    rehearsal = start_process()
+    if not _applied_bridge:
+        for workaround in BRIDGE_WORKAROUNDS:
+            workaround()
+        _applied_bridge = True
+    return rehearsal

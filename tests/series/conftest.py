@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers.profiles import get_profile
+from helpers.routes import get_route
 from helpers.workspace import open_workspace
 
 
@@ -16,8 +17,14 @@ def profile():
 
 
 @pytest.fixture(scope="session")
-def ws(profile):
-    return open_workspace(profile.name, profile.model.name)
+def route():
+    """The route the notebooks ran on: $TUTORIAL_ROUTE (`make test` runs the series once per route)."""
+    return get_route()
+
+
+@pytest.fixture(scope="session")
+def ws(profile, route):
+    return open_workspace(profile.name, profile.model.name, route=route.name)
 
 
 @pytest.fixture
