@@ -129,4 +129,40 @@ def local_layer_spec(provider) -> None:
     provider.transformer_layer_spec = spec
 
 
-WORKAROUNDS = (import_without_transformer_engine,)
+def cpu_initialization() -> bool:
+    """Whether `provide_distributed_model` must leave the model on the CPU: when CUDA is absent.
+
+    megatron/bridge/models/model_provider.py:540 overrides the provider's `use_cpu_initialization` with this argument
+    of `provide_distributed_model` (default False), and :583 then moves the model with
+    `model_module.cuda(torch.cuda.current_device())`: "Torch not compiled with CUDA enabled".
+    """
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+# Megatron-Core 0.16.1 modules (the version Megatron-Bridge 0.3.1 runs on) that call `torch.cuda.*` in a forward
+# pass of a model Bridge built; inside each, `torch` acts on the CPU (lines: "Torch not compiled with CUDA enabled").
+CUDA_CALL_SITES = {
+    "megatron.core.models.common.embeddings.rotary_pos_embedding": "162 inv_freq.to(torch.cuda.current_device())",
+    "megatron.core.utils": "631 current_device (GlobalMemoryBuffer: local attention's scores)",
+}
+
+
+def forward_on_cpu() -> None:
+    """Without CUDA, let Megatron-Core 0.16.1 run a forward pass: `torch` of every module of CUDA_CALL_SITES acts on
+    the CPU (`rehearsal.pytorch`), and the model-parallel RNG tracker, which local attention forks on every forward
+    (transformer/dot_product_attention.py:217 -> tensor_parallel/random.py:248, CUDA generator states), keeps the
+    CPU's generator (`rehearsal.megatron.rng_tracker_on_cpu`: its 0.14.0 lines moved, the code did not)."""
+    import torch
+
+    from helpers.rehearsal import megatron, pytorch
+
+    if torch.cuda.is_available():
+        return
+    for module_name in CUDA_CALL_SITES:
+        pytorch._redirect_torch(module_name)
+    megatron.rng_tracker_on_cpu()
+
+
+WORKAROUNDS = (import_without_transformer_engine, forward_on_cpu)
