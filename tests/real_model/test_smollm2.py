@@ -10,7 +10,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from helpers import conversion, hf_model
 from helpers.data import sources
 from helpers.evaluate import perplexity
 from helpers.profiles import PROFILES
-from helpers.workspace import Workspace
+from helpers.workspace import Workspace, workspace_root
 
 PROFILE = PROFILES["smollm2-135m"]
 WINDOWS, LENGTH = 4, 256
@@ -36,7 +35,7 @@ with nemo_model.loaded(sys.argv[1]) as module:
 
 @pytest.fixture(scope="module")
 def ws():
-    return Workspace(Path(os.environ["TUTORIAL_WORKDIR"]) / PROFILE.name, PROFILE.model.name)
+    return Workspace(workspace_root(os.environ["TUTORIAL_WORKDIR"], PROFILE.name, "nemo2"), PROFILE.model.name)
 
 
 @pytest.fixture(scope="module")

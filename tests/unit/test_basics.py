@@ -61,11 +61,14 @@ def test_unwritable_work_directory_is_refused(tmp_path, monkeypatch):
         open_workspace("tiny", "Qwen3-tiny")
 
 
-def test_workspace_lives_under_the_profile(tmp_path, monkeypatch):
+def test_workspace_lives_under_the_profile_and_route(tmp_path, monkeypatch):
     monkeypatch.setenv("TUTORIAL_WORKDIR", str(tmp_path))
-    ws = open_workspace("tiny", "Qwen3-tiny")
-    assert ws.root == tmp_path / "tiny" and ws.teacher.parent == ws.models
-    assert ws.data_prefix("train").name == "wikitext-train_text_document"
+    nemo2, bridge = open_workspace("tiny", "Qwen3-tiny"), open_workspace("tiny", "Qwen3-tiny", route="bridge")
+    assert nemo2.root == tmp_path / "tiny" / "nemo2" and bridge.root == tmp_path / "tiny" / "bridge"
+    assert nemo2.teacher == nemo2.models / "Qwen3-tiny-nemo" and nemo2.pruned("depth").name == "Qwen3-tiny-nemo-depth-pruned"
+    assert bridge.teacher == bridge.hf_teacher and bridge.pruned("depth").name == "Qwen3-tiny-depth-pruned"
+    assert nemo2.hf_model("depth-pruned") == nemo2.exported("depth-pruned") and bridge.hf_model("depth-pruned") == bridge.pruned("depth")
+    assert nemo2.data_prefix("train").name == "wikitext-train_text_document"
 
 
 def test_run_streams_logs_and_raises_with_the_tail(tmp_path, capsys):

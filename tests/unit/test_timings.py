@@ -11,9 +11,9 @@ from helpers.stack import IMPORTED
 COMMAND = f"""
 import time
 time.sleep(0.4)
-print({IMPORTED.format(seconds=0.4)!r}, flush=True)
+print({IMPORTED.format(stack="NeMo", seconds=0.4)!r}, flush=True)
 time.sleep(0.6)
-print({IMPORTED.format(seconds=0.6)!r}, flush=True)
+print({IMPORTED.format(stack="NeMo", seconds=0.6)!r}, flush=True)
 time.sleep(0.4)
 """
 
@@ -58,4 +58,4 @@ def test_a_command_records_the_cpu_time_it_used_not_its_wall_time(tmp_path):
 
 
 def test_the_marker_is_what_the_stack_prints():
-    assert timings._IMPORTED.match(IMPORTED.format(seconds=12.34)).group(1) == "12.3"
+    assert timings._IMPORTED.match(IMPORTED.format(stack="NeMo", seconds=12.34)).group(1) == "12.3"
