@@ -85,9 +85,9 @@ def load(hf_dir: Path, pp_size: int = 1, *, first_stage_layers: int | None = Non
     return Loaded(bridge, provider, model, unwrap_model(model[0]))
 
 
-def forward(loaded: Loaded, token_ids: torch.Tensor) -> torch.Tensor | None:
-    """Next-token logits [batch, sequence, vocabulary] of `token_ids` [batch, sequence] through every pipeline
-    stage, as float32 on the CPU on the last stage (None on the others). Collective: every rank calls it.
+def run_stages(loaded: Loaded, token_ids: torch.Tensor) -> torch.Tensor | None:
+    """The model's output (logits [batch, sequence, vocabulary]) for `token_ids` [batch, sequence], passed through
+    every pipeline stage; on the last stage (None on the others). Collective: every rank calls it.
 
     Stages hand their hidden states [sequence, batch, hidden] to the next with point-to-point sends: for inference
     without micro-batches that is all Megatron's pipeline schedule does.
@@ -100,17 +100,23 @@ def forward(loaded: Loaded, token_ids: torch.Tensor) -> torch.Tensor | None:
     batch, length = token_ids.shape
     positions = torch.arange(length, device=device).expand_as(token_ids)
     causal = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)[None, None]  # True: masked out
-    group = parallel_state.get_pipeline_model_parallel_group()
+    group, stage = parallel_state.get_pipeline_model_parallel_group(), parallel_state.get_pipeline_model_parallel_rank()
     with torch.no_grad():
         if not parallel_state.is_pipeline_first_stage():
             hidden = torch.empty(length, batch, module.config.hidden_size, dtype=module.config.params_dtype, device=device)
-            torch.distributed.recv(hidden, group=group, group_src=parallel_state.get_pipeline_model_parallel_rank() - 1)
+            torch.distributed.recv(hidden, group=group, group_src=stage - 1)
             module.set_input_tensor(hidden)
         output = loaded.model[0](token_ids, positions, attention_mask=causal)
         if not parallel_state.is_pipeline_last_stage():
-            torch.distributed.send(output.contiguous(), group=group, group_dst=parallel_state.get_pipeline_model_parallel_rank() + 1)
+            torch.distributed.send(output.contiguous(), group=group, group_dst=stage + 1)
             return None
-    return output.float().cpu()
+    return output
+
+
+def forward(loaded: Loaded, token_ids: torch.Tensor) -> torch.Tensor | None:
+    """Next-token logits of `token_ids` as float32 on the CPU, on the last pipeline stage (`run_stages`)."""
+    output = run_stages(loaded, token_ids)
+    return None if output is None else output.float().cpu()
 
 
 def hf_logits(hf_dir: Path, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:

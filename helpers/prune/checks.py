@@ -8,7 +8,9 @@ The same function guards the notebook (before launching torchrun) and `python -m
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from helpers.checkpoints import Architecture, architecture, is_nemo_checkpoint
@@ -49,23 +51,32 @@ def gather(args: argparse.Namespace) -> PruneFacts:
     )
 
 
-def check_prune_args(args: argparse.Namespace, facts: PruneFacts) -> None:
-    """Raise a SettingError listing every problem of `args` for pruning the model `facts.source`."""
+def check_prune_args(args: argparse.Namespace, facts: PruneFacts, names: Mapping[str, str] | None = None) -> None:
+    """Raise a SettingError listing every problem of `args` for pruning the model `facts.source`.
+
+    `args` has the attributes of NeMo's gpt_prune.py flags; `names` gives the setting a user wrote for any of them
+    (the Megatron-Bridge route's flags are ModelOpt's), which the problems name instead of `--attribute`.
+    """
     source = facts.source
+    named = partial(_named, names or {})
     problems: list[Problem] = []
-    problems += _target_problems(args, source)
-    problems += _layer_drop_problems(args, source)
-    problems += _parallelism_problems(args, source)
-    problems += _calibration_problems(args, facts)
-    problems += _output_problems(args, facts)
+    problems += _target_problems(args, source, named)
+    problems += _layer_drop_problems(args, source, named)
+    problems += _parallelism_problems(args, source, named)
+    problems += _calibration_problems(args, facts, named)
+    problems += _output_problems(args, facts, named)
     raise_if_any(problems)
+
+
+def _named(names: Mapping[str, str], attribute: str) -> str:
+    return names.get(attribute) or flag(attribute)
 
 
 def _targets(args) -> dict[str, int]:
     return {name: getattr(args, name) for name in TARGETS if getattr(args, name) is not None}
 
 
-def _target_problems(args, source: Architecture) -> list[Problem]:
+def _target_problems(args, source: Architecture, flag: Callable[[str], str] = flag) -> list[Problem]:
     problems = []
     targets = _targets(args)
     for name, value in targets.items():
@@ -81,7 +92,7 @@ def _target_problems(args, source: Architecture) -> list[Problem]:
                 Problem(
                     flag(name),
                     f"{value} is not a multiple of {divisor}, the granularity of ModelOpt's Minitron search space "
-                    "(ModelOpt 0.35.1 stops with `AssertionError: Invalid choice` once the model is loaded)",
+                    "(ModelOpt stops with `AssertionError: Invalid choice` once the model is loaded)",
                     f"use {below} or {min(above, getattr(source, TARGETS[name]))}",
                 )
             )
@@ -89,7 +100,7 @@ def _target_problems(args, source: Architecture) -> list[Problem]:
     if (heads is None) != (groups is None):
         pair = ("target_num_attention_heads", "target_num_query_groups")
         given, missing = pair if heads is not None else pair[::-1]
-        problems.append(Problem(flag(missing), f"{flag(given)} needs it: heads are pruned within query groups", f"give both (for example --target_num_query_groups {source.num_query_groups})"))
+        problems.append(Problem(flag(missing), f"{flag(given)} needs it: heads are pruned within query groups", f"give both (for example {flag('target_num_query_groups')} {source.num_query_groups})"))
     elif heads is not None and 0 < groups <= heads and 0 < heads <= source.num_attention_heads:
         per_group = source.num_attention_heads // source.num_query_groups
         if heads % groups:
@@ -101,11 +112,11 @@ def _target_problems(args, source: Architecture) -> list[Problem]:
     return problems
 
 
-def _layer_drop_problems(args, source: Architecture) -> list[Problem]:
+def _layer_drop_problems(args, source: Architecture, flag: Callable[[str], str] = flag) -> list[Problem]:
     drop = args.drop_layers
     if drop is None:
         if not _targets(args):
-            return [Problem("targets", "nothing to prune", "give --target_num_layers, width targets or --drop_layers")]
+            return [Problem("targets", "nothing to prune", f"give {flag('target_num_layers')}, width targets or {flag('drop_layers')}")]
         return []
     problems = []
     if _targets(args):
@@ -123,7 +134,7 @@ def _layer_drop_problems(args, source: Architecture) -> list[Problem]:
     return problems
 
 
-def _parallelism_problems(args, source: Architecture) -> list[Problem]:
+def _parallelism_problems(args, source: Architecture, flag: Callable[[str], str] = flag) -> list[Problem]:
     problems = []
     if args.tp_size > 1 and args.drop_layers is None:
         problems.append(Problem(flag("tp_size"), f"{args.tp_size}: Minitron pruning runs with tensor parallel size 1 only", "use --tp_size 1 and split the model with --pp_size"))
@@ -134,7 +145,7 @@ def _parallelism_problems(args, source: Architecture) -> list[Problem]:
                 flag("devices"),
                 f"{args.devices} device(s) x {args.num_nodes} node(s) = {world} processes, but tp {args.tp_size} x pp {args.pp_size} = {args.tp_size * args.pp_size} model shards "
                 "(pruning has no data parallelism: every process must hold a different part of the model)",
-                "make --devices x --num_nodes equal --tp_size x --pp_size",
+                f"make {flag('devices')} x {flag('num_nodes')} equal {flag('tp_size')} x {flag('pp_size')}",
             )
         )
     first, last = args.num_layers_in_first_pipeline_stage, args.num_layers_in_last_pipeline_stage
@@ -144,7 +155,7 @@ def _parallelism_problems(args, source: Architecture) -> list[Problem]:
     elif first is None and last is None:
         if layers % stages:
             problems.append(
-                Problem(flag("pp_size"), f"{layers} layers do not split evenly into {stages} pipeline stages", "choose a --pp_size that divides the layers, or set --num_layers_in_first_pipeline_stage / --num_layers_in_last_pipeline_stage")
+                Problem(flag("pp_size"), f"{layers} layers do not split evenly into {stages} pipeline stages", f"choose a {flag('pp_size')} that divides the layers, or set {flag('num_layers_in_first_pipeline_stage')} / {flag('num_layers_in_last_pipeline_stage')}")
             )
     else:
         fixed = (first or 0) + (last or 0)
@@ -157,16 +168,16 @@ def _parallelism_problems(args, source: Architecture) -> list[Problem]:
     return problems
 
 
-def _calibration_problems(args, facts: PruneFacts) -> list[Problem]:
+def _calibration_problems(args, facts: PruneFacts, flag: Callable[[str], str] = flag) -> list[Problem]:
     if args.drop_layers is not None:
         return []  # dropping named layers needs no data
     problems = []
     if not args.seq_length or args.seq_length <= 0:
         problems.append(Problem(flag("seq_length"), "needed to calibrate importance", "give the sequence length (4096 for Qwen3-8B on WikiText)"))
     if args.mbs <= 0 or args.num_train_samples <= 0:
-        problems.append(Problem(flag("mbs"), "micro batch and sample count must be positive", "for example --mbs 4 --num_train_samples 1024"))
+        problems.append(Problem(flag("mbs"), "micro batch and sample count must be positive", f"for example {flag('mbs')} 4 {flag('num_train_samples')} 1024"))
     elif args.num_train_samples % args.mbs:
-        problems.append(Problem(flag("num_train_samples"), f"{args.num_train_samples} is not divisible by --mbs {args.mbs}", f"use a multiple of {args.mbs}, e.g. {args.num_train_samples // args.mbs * args.mbs or args.mbs}"))
+        problems.append(Problem(flag("num_train_samples"), f"{args.num_train_samples} is not divisible by {flag('mbs')} {args.mbs}", f"use a multiple of {args.mbs}, e.g. {args.num_train_samples // args.mbs * args.mbs or args.mbs}"))
     if not args.data_paths:
         problems.append(Problem(flag("data_paths"), "no calibration data: importance would be measured on random tokens", "give the tokenized data prefix written by notebook 01"))
     problems += [missing_data(prefix) for prefix in facts.missing_data]
@@ -175,10 +186,10 @@ def _calibration_problems(args, facts: PruneFacts) -> list[Problem]:
     return problems
 
 
-def _output_problems(args, facts: PruneFacts) -> list[Problem]:
+def _output_problems(args, facts: PruneFacts, flag: Callable[[str], str] = flag) -> list[Problem]:
     save, restore = Path(args.save_path).resolve(), Path(args.restore_path).resolve()
     if save == restore:
-        return [Problem(flag("save_path"), "is the --restore_path: pruning would overwrite its own input", "choose a new folder")]
+        return [Problem(flag("save_path"), f"is the {flag('restore_path')}: pruning would overwrite its own input", "choose a new folder")]
     if facts.save_path_occupied and not args.overwrite:
-        return [Problem(flag("save_path"), f"{save} already holds a checkpoint", "choose another --save_path, or pass --overwrite to replace it")]
+        return [Problem(flag("save_path"), f"{save} already holds a checkpoint", f"choose another {flag('save_path')}, or pass {flag('overwrite')} to replace it")]
     return []

@@ -1,0 +1,261 @@
+"""Prune a Hugging Face checkpoint with ModelOpt's Minitron method on Megatron-Bridge (the `bridge` route).
+
+    torchrun --nproc_per_node 2 -m helpers.prune.bridge --pp_size 2 \\
+        --hf_model_name_or_path Qwen3-8B --output_hf_path Qwen3-8B-depth-pruned \\
+        --prune_export_config '{"num_layers": 24}' --calib_num_samples 1024 --calib_mbs 4 --seq_length 4096 \\
+        --data_paths wikitext-data/wikitext-train_text_document --index_mapping_dir index-cache
+
+The flags are those of ModelOpt's examples/megatron_bridge/prune_minitron.py (0.43) for a target given as an
+export config and a Hugging Face output, plus ours: calibration on our tokenized data (`--data_paths`,
+`--index_mapping_dir`, `--split`) instead of a Hugging Face dataset, `--drop_layers` (named layers, no calibration),
+`--overwrite`. As there, AutoBridge builds the model from the checkpoint, `mtp.prune` prunes it in place, and the
+pruned model is saved as a Hugging Face checkpoint (the teacher's config with the pruned sizes, the weights, the
+tokenizer). The differences: every setting is checked before the model is loaded; Minitron's importance scores are
+saved beside the weights as `importance.json` (`helpers.prune.importance`); the exported checkpoint must give the
+pruned Megatron model's logits on the sample text (`logits.judge`) or the command fails; and the checkpoint appears
+at --output_hf_path only once it is complete and checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from helpers import rehearsal
+from helpers.conversion import bridge as conversion
+from helpers.conversion.logits import sample_token_ids
+from helpers.conversion.steps import inspect_hf_checkpoint
+from helpers.errors import SettingError, raise_if_any, refuse
+from helpers.launch import is_rank0
+from helpers.outputs import exclusive, partial_path, remove, require_not_running
+from helpers.prune import importance
+from helpers.prune.checks import check_prune_args, gather
+
+# ModelOpt's export-config names, by the NeMo-named attribute the shared rules (`checks`) judge.
+EXPORT_CONFIG = {
+    "target_num_layers": "num_layers",
+    "target_hidden_size": "hidden_size",
+    "target_ffn_hidden_size": "ffn_hidden_size",
+    "target_num_attention_heads": "num_attention_heads",
+    "target_num_query_groups": "num_query_groups",
+}
+# The flag a user wrote, for each attribute the shared rules name.
+FLAG_NAMES = {
+    **{attribute: f"--prune_export_config {name}" for attribute, name in EXPORT_CONFIG.items()},
+    "restore_path": "--hf_model_name_or_path",
+    "save_path": "--output_hf_path",
+    "num_train_samples": "--calib_num_samples",
+    "mbs": "--calib_mbs",
+    "devices": "--pp_size",
+}
+# The granularity of the width targets: the divisors prune_minitron.py gives `get_mcore_minitron_config` for an
+# export config (64, as `checks.WIDTH_DIVISORS` has them), and 1 for layers.
+SEARCH_SPACE_DIVISORS = {"hidden_size_divisor": 64, "ffn_hidden_size_divisor": 64, "num_layers_divisor": 1}
+SEED = 1234  # of the calibration samples' order: NeMo's PreTrainingDataModule's default
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.prune.bridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hf_model_name_or_path", required=True, help="Hugging Face checkpoint folder to prune")
+    p.add_argument("--output_hf_path", required=True, help="where to write the pruned Hugging Face checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --output_hf_path")
+    p.add_argument("--pp_size", type=int, default=1, help="pipeline parallel size (= processes: pruning has no other parallelism)")
+    p.add_argument("--num_layers_in_first_pipeline_stage", type=int, help="default: split layers evenly")
+    p.add_argument("--num_layers_in_last_pipeline_stage", type=int, help="default: split layers evenly")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--prune_export_config", type=json.loads, help='pruned sizes as JSON, e.g. \'{"hidden_size": 512, "ffn_hidden_size": 2048}\'')
+    target.add_argument("--drop_layers", type=int, nargs="+", help="drop these layers (1-indexed) instead of ranking them")
+    p.add_argument("--calib_num_samples", type=int, default=1024, help="calibration samples, divisible by --calib_mbs")
+    p.add_argument("--calib_mbs", type=int, default=1, help="calibration micro batch size")
+    p.add_argument("--seq_length", type=int, default=4096, help="calibration sequence length")
+    p.add_argument("--data_paths", nargs="*", help="tokenized data prefixes, optionally with weights: 30 a 70 b")
+    p.add_argument("--split", default="99,1,0", help="train,validation,test ratios of the data (calibration reads train)")
+    p.add_argument("--index_mapping_dir", help="where Megatron caches its sample index")
+    return p
+
+
+def shared_rules_view(args: argparse.Namespace) -> SimpleNamespace:
+    """`args` under the names of NeMo's gpt_prune.py flags, which `checks.check_prune_args` judges."""
+    config = args.prune_export_config or {}
+    return SimpleNamespace(
+        **{attribute: config.get(name) for attribute, name in EXPORT_CONFIG.items()},
+        restore_path=args.hf_model_name_or_path, save_path=args.output_hf_path, overwrite=args.overwrite,
+        devices=args.pp_size, num_nodes=1, tp_size=1, pp_size=args.pp_size,
+        num_layers_in_first_pipeline_stage=args.num_layers_in_first_pipeline_stage,
+        num_layers_in_last_pipeline_stage=args.num_layers_in_last_pipeline_stage,
+        seq_length=args.seq_length, num_train_samples=args.calib_num_samples, mbs=args.calib_mbs,
+        data_paths=args.data_paths, tokenizer=None, drop_layers=args.drop_layers,
+    )  # fmt: skip
+
+
+def _export_config_problems(args: argparse.Namespace, query_groups: int) -> list:
+    """What ModelOpt 0.43 itself refuses in an export config (mcore_minitron.py:243-255), named before loading."""
+    from helpers.errors import Problem
+
+    config = args.prune_export_config
+    if config is None:
+        return []
+    if not isinstance(config, dict) or not all(isinstance(v, int) for v in config.values()):
+        return [Problem("--prune_export_config", f"{config!r} is not a JSON object of sizes", 'give e.g. \'{"num_layers": 24}\'')]
+    problems = []
+    unknown = sorted(set(config) - set(EXPORT_CONFIG.values()))
+    if unknown:
+        problems.append(Problem("--prune_export_config", f"{unknown}: not sizes this series prunes", f"use {', '.join(EXPORT_CONFIG.values())}"))
+    if config.get("num_query_groups", query_groups) != query_groups:
+        problems.append(Problem("--prune_export_config num_query_groups", "ModelOpt prunes query groups no longer (since 0.41)", f"leave it out, or give the model's {query_groups}"))
+    return problems
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every check that needs no model (the notebook runs them before launching): raises SettingError."""
+    source = Path(args.hf_model_name_or_path)
+    inspect_hf_checkpoint(source, "--hf_model_name_or_path")
+    view = shared_rules_view(args)
+    facts = gather(view)
+    raise_if_any(_export_config_problems(args, facts.source.num_query_groups))
+    if view.target_num_attention_heads is not None and view.target_num_query_groups is None:
+        view.target_num_query_groups = facts.source.num_query_groups  # heads are pruned within the model's groups
+    check_prune_args(view, facts, FLAG_NAMES)
+    if is_rank0():  # the writer; the other ranks would find its lock
+        require_not_running(Path(args.output_hf_path), "--output_hf_path")
+
+
+def require_launched(pp_size: int) -> None:
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != pp_size:
+        raise refuse("--pp_size", f"{pp_size} pipeline stages, {launched} process(es) launched", f"launch with torchrun --nproc_per_node {pp_size}")
+
+
+def calibration_loop(args: argparse.Namespace, loaded: conversion.Loaded):
+    """ModelOpt's `forward_loop`: --calib_num_samples samples of --seq_length tokens from the train split of
+    --data_paths, as NeMo's PreTrainingDataModule draws them, through every pipeline stage, --calib_mbs at a time."""
+    from megatron.bridge.training.tokenizers.config import TokenizerConfig
+    from megatron.bridge.training.tokenizers.tokenizer import build_tokenizer
+    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+    from megatron.core.datasets.utils import get_blend_from_list
+
+    tokenizer = build_tokenizer(TokenizerConfig(tokenizer_type="HuggingFaceTokenizer", tokenizer_model=args.hf_model_name_or_path))
+    config = GPTDatasetConfig(
+        random_seed=SEED, sequence_length=args.seq_length, blend=get_blend_from_list(args.data_paths), split=args.split,
+        path_to_cache=args.index_mapping_dir, tokenizer=tokenizer, reset_position_ids=False, reset_attention_mask=False,
+        eod_mask_loss=False, create_attention_mask=False,
+    )  # fmt: skip
+    train, _, _ = BlendedMegatronDatasetBuilder(GPTDataset, [args.calib_num_samples, 0, 0], lambda: True, config).build()
+
+    def forward_loop(_model) -> None:
+        for start in range(0, args.calib_num_samples, args.calib_mbs):
+            tokens = torch.stack([train[i]["tokens"] for i in range(start, start + args.calib_mbs)])
+            conversion.run_stages(loaded, tokens)
+            if is_rank0():
+                print(f"calibration: {start + args.calib_mbs}/{args.calib_num_samples} samples", flush=True)
+
+    return forward_loop
+
+
+def prune_in_place(args: argparse.Namespace, loaded: conversion.Loaded) -> dict:
+    """Prune `loaded.module` as the flags say; return Minitron's scores in `importance`'s format."""
+    import modelopt.torch.opt as mto
+    import modelopt.torch.prune as mtp
+    from modelopt.torch.prune.plugins.mcore_minitron import drop_mcore_language_model_layers
+
+    if args.drop_layers:
+        drop_mcore_language_model_layers(loaded.module, layers_to_drop=args.drop_layers)
+        return {"dropped_layers": sorted(args.drop_layers)}
+    scores: dict = {}
+    with importance.recorded(scores):
+        _, search = mtp.prune(
+            loaded.module,
+            mode=[("mcore_minitron", mtp.mcore_minitron.get_mcore_minitron_config(**SEARCH_SPACE_DIVISORS))],
+            constraints={"export_config": dict(args.prune_export_config)},  # ModelOpt pops from it
+            dummy_input=None,
+            config={"forward_loop": calibration_loop(args, loaded)},
+        )
+    if mto.ModeloptStateManager.has_state_for_mode_type("prune", model=loaded.module):
+        mto.ModeloptStateManager.remove_state(loaded.module)  # the pruned model is an ordinary one (as prune_minitron.py)
+    kept = loaded.module.config.num_layers
+    return {**scores, "dropped_layers": sorted(search["sorted_layers"][kept:]) if search.get("sorted_layers") else []}
+
+
+def save_hf(loaded: conversion.Loaded, output: Path, dropped_layers: list[int]) -> None:
+    """The pruned model as a Hugging Face checkpoint, as prune_minitron.py writes it: the teacher's config and
+    tokenizer with the pruned sizes, then the weights exported by a bridge made for that config. Collective."""
+    from megatron.bridge import AutoBridge
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if is_rank0():
+        loaded.bridge.hf_pretrained.save_artifacts(output)
+        hf, pruned = AutoConfig.from_pretrained(output), loaded.module.config
+        hf.hidden_size, hf.intermediate_size, hf.num_hidden_layers = pruned.hidden_size, pruned.ffn_hidden_size, pruned.num_layers
+        hf.num_attention_heads, hf.num_key_value_heads, hf.head_dim = pruned.num_attention_heads, pruned.num_query_groups, pruned.kv_channels
+        if getattr(hf, "layer_types", None):  # one attention type per layer: the kept layers'
+            hf.layer_types = [kind for number, kind in enumerate(hf.layer_types, 1) if number not in dropped_layers]
+        # A placeholder of the pruned shapes: the bridge below learns the weights' names and files from it.
+        AutoModelForCausalLM.from_config(hf, torch_dtype=hf.torch_dtype).save_pretrained(output)
+    torch.distributed.barrier()
+    AutoBridge.from_hf_pretrained(str(output)).save_hf_weights(loaded.model, output, show_progress=False)
+
+
+def prune(args: argparse.Namespace) -> Path:
+    """Load, prune, export to a temporary folder, check the export's logits, then move it into place."""
+    teacher, output = Path(args.hf_model_name_or_path).resolve(), Path(args.output_hf_path).resolve()
+    work = partial_path(output)
+    if is_rank0():
+        remove(work)
+    loaded = conversion.load(
+        teacher, args.pp_size, first_stage_layers=args.num_layers_in_first_pipeline_stage,
+        last_stage_layers=args.num_layers_in_last_pipeline_stage, layer_spec=modelopt_layer_spec(),
+    )  # fmt: skip
+    try:
+        scores = prune_in_place(args, loaded)
+        save_hf(loaded, work, scores["dropped_layers"])
+        check = conversion.share(conversion.compare(loaded, work, sample_token_ids(work)))
+        if is_rank0():
+            print(f"Logits check, pruned Megatron-Core model vs its Hugging Face export: {check}", flush=True)
+            if not check.passed:
+                raise RuntimeError(f"the exported student's logits differ from the pruned model's: {check}")
+            importance.save(scores, work, source=str(teacher), targets=args.prune_export_config or {})
+            remove(output)
+            work.rename(output)
+            print(f"Pruned checkpoint: {output}")
+        torch.distributed.barrier()
+    finally:
+        if is_rank0():
+            remove(work)
+    return output
+
+
+def modelopt_layer_spec():
+    """The layer spec prune_minitron.py builds with (`load_mbridge_model_from_hf`): ModelOpt's."""
+    from megatron.bridge.models.gpt_provider import modelopt_transformer_layer_spec
+
+    return modelopt_transformer_layer_spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        check(args)
+        require_launched(args.pp_size)
+    except SettingError as error:
+        print(f"helpers.prune.bridge refused to start:\n{error}", file=sys.stderr)
+        return 2
+    rehearsal.enable_bridge()
+    rehearsal.modelopt.enable_bridge()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # torchrun stopping us still cleans up
+    with exclusive(Path(args.output_hf_path), "--output_hf_path") if is_rank0() else nullcontext():
+        prune(args)
+    torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
