@@ -60,8 +60,13 @@ def check_distill_args(args: argparse.Namespace, facts: DistillFacts) -> None:
 
 
 def _tokenizer_digest(checkpoint: Path) -> str:
-    files = sorted(p for p in tokenizer_dir(checkpoint).glob("*") if p.suffix in {".json", ".txt", ".model"})
+    """A digest of the tokenizer's files (in a Hugging Face folder, the model's own files beside them are left out)."""
+    files = sorted(p for p in tokenizer_dir(checkpoint).glob("*") if p.suffix in {".json", ".txt", ".model"} and not _model_file(p))
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+
+
+def _model_file(path: Path) -> bool:
+    return path.name in {"config.json", "generation_config.json"} or path.name.endswith(".index.json")
 
 
 def _read_kd_config(path: str | None) -> dict | str | None:

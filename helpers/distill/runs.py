@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +98,24 @@ class RunState:
         }[self.status]  # fmt: skip
 
 
-def state(run_dir: Path, max_steps: int) -> RunState:
-    saved = [c.step for c in checkpoints(run_dir)]
+@dataclass(frozen=True)
+class Layout:
+    """What differs between the entry points' runs: the flags that define a run, and its checkpoints on disk."""
+
+    identity: tuple[str, ...]  # the settings a relaunch must repeat (`relaunch_problems`)
+    steps: str  # the flag of the step budget
+    warmup: str  # the flag of the learning rate's warmup
+    folder: str  # the flags that name the run's folder
+    checkpoints: Callable[[Path], list[Checkpoint]]  # complete checkpoints of a run, oldest step first
+    resumable: Callable[[Path], bool]  # whether training can continue from a checkpoint
+
+
+def state(run_dir: Path, max_steps: int, layout: Layout | None = None) -> RunState:
+    layout = layout or NEMO
+    saved = [c.step for c in layout.checkpoints(run_dir)]
     step = max(saved, default=0)
     started = started_with(run_dir)
-    planned = started["max_steps"] if started and saved else max_steps
+    planned = started[layout.steps] if started and saved else max_steps
     resumed = "extended" if max_steps > planned else "partial"
     return RunState("finished" if step >= max_steps else resumed if saved else "new", step, max_steps, planned)
 
@@ -121,7 +135,7 @@ def remove_unfinished(run_dir: Path) -> list[Path]:
     return removed
 
 
-def relaunch_problems(run_dir: Path, settings: dict) -> list[Problem]:
+def relaunch_problems(run_dir: Path, settings: dict, layout: Layout | None = None) -> list[Problem]:
     """Why a launch with `settings` may not continue the run in `run_dir`: the one rule for relaunching a run.
 
     Everything that defines the run (IDENTITY) must be what it was started with; only the step budget,
@@ -132,36 +146,38 @@ def relaunch_problems(run_dir: Path, settings: dict) -> list[Problem]:
     nothing that could mix: its next launch starts it again with its own settings. A run without a
     record is judged by its checkpoints alone.
     """
-    found = checkpoints(run_dir)
+    layout = layout or NEMO
+    found = layout.checkpoints(run_dir)
     if not found:
         return []
     started = started_with(run_dir) or settings
-    compared = IDENTITY + (("warmup_steps",) if settings["max_steps"] == started["max_steps"] else ())
+    budget = layout.steps
+    compared = layout.identity + ((layout.warmup,) if settings[budget] == started[budget] else ())
     changed = [key for key in compared if settings.get(key) != started.get(key)]
-    return [_changed(run_dir, key, settings.get(key), started.get(key)) for key in changed] + _budget_problems(
-        run_dir, settings["max_steps"], started["max_steps"], found[-1]
+    return [_changed(run_dir, key, settings.get(key), started.get(key), layout) for key in changed] + _budget_problems(
+        run_dir, settings[budget], started[budget], found[-1], layout
     )
 
 
-def _changed(run_dir: Path, key: str, value, started) -> Problem:
+def _changed(run_dir: Path, key: str, value, started, layout: Layout) -> Problem:
     return Problem(
         f"--{key}",
         f"{value!r}, but the run in {run_dir} was started with {started!r}",
-        "give this run another --name (or --log_dir), or pass --overwrite to start it again from scratch "
-        "(a run keeps its settings: only a larger --max_steps continues it, at --min_lr)",
+        f"give this run another {layout.folder}, or pass --overwrite to start it again from scratch "
+        f"(a run keeps its settings: only a larger --{layout.steps} continues it, at --min_lr)",
     )
 
 
-def _budget_problems(run_dir: Path, steps: int, planned: int, latest: Checkpoint) -> list[Problem]:
-    least = max(planned, latest.step)
+def _budget_problems(run_dir: Path, steps: int, planned: int, latest: Checkpoint, layout: Layout) -> list[Problem]:
+    least, budget = max(planned, latest.step), f"--{layout.steps}"
     if steps < least:
         problem = f"{steps}, but the run in {run_dir} was started with {planned} steps and has trained {latest.step}"
-        fix = f"pass --max_steps {least} to finish it (more continues it at --min_lr), or --overwrite to start it again"
-        return [Problem("--max_steps", f"{problem}: a run's budget may only grow", fix)]
-    if steps > latest.step and not holds_optimizer_state(latest.path):
+        fix = f"pass {budget} {least} to finish it (more continues it at --min_lr), or --overwrite to start it again"
+        return [Problem(budget, f"{problem}: a run's budget may only grow", fix)]
+    if steps > latest.step and not layout.resumable(latest.path):
         problem = f"{steps} continues the run in {run_dir} from {latest.path.name}, which holds no optimizer state"
         fix = f"pass --overwrite to distill again for {steps} steps from the start (its learning rate decays over all)"
-        return [Problem("--max_steps", problem, fix)]
+        return [Problem(budget, problem, fix)]
     return []
 
 
@@ -179,6 +195,10 @@ def holds_optimizer_state(checkpoint: Path) -> bool:
     return any(key.startswith("optimizer.") for key in keys)
 
 
+# The runs of `python -m helpers.distill` (NeMo's layout and gpt_train.py's flags).
+NEMO = Layout(IDENTITY, "max_steps", "warmup_steps", "--name (or --log_dir)", checkpoints, holds_optimizer_state)
+
+
 def started_with(run_dir: Path) -> dict | None:
     """The settings the run was started with, or None if it has no record."""
     record = run_dir / SETTINGS
@@ -190,9 +210,9 @@ def save_settings(run_dir: Path, settings: dict) -> None:
     (run_dir / SETTINGS).write_text(json.dumps(settings, indent=2))
 
 
-def record_best(run_dir: Path) -> dict:
+def record_best(run_dir: Path, layout: Layout | None = None) -> dict:
     """Find the checkpoint with the lowest validation loss; write best.json and the `best` link."""
-    candidates = [c for c in checkpoints(run_dir) if not c.last and c.val_loss == c.val_loss]  # not NaN
+    candidates = [c for c in (layout or NEMO).checkpoints(run_dir) if not c.last and c.val_loss == c.val_loss]  # not NaN
     if not candidates:
         raise FileNotFoundError(f"{run_dir} has no validated checkpoint")
     best = min(candidates, key=lambda c: (c.val_loss, -c.step))
