@@ -53,6 +53,14 @@ def start_distributed(pp_size: int = 1) -> None:
         parallel_state.initialize_model_parallel(tensor_model_parallel_size=1, pipeline_model_parallel_size=pp_size)
 
 
+def stop_distributed() -> None:
+    """Undo `start_distributed` (a later one starts afresh)."""
+    from megatron.core import parallel_state
+
+    parallel_state.destroy_model_parallel()
+    torch.distributed.destroy_process_group()
+
+
 def load(hf_dir: Path, pp_size: int = 1, *, first_stage_layers: int | None = None, last_stage_layers: int | None = None, layer_spec=None) -> Loaded:
     """Build the Hugging Face checkpoint at `hf_dir` as a Megatron-Core GPT model in its own dtype, split into
     `pp_size` pipeline stages (this process holds one), with the weights loaded, in eval mode.
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [str(source) for source, check in zip(args.source, checks) if not check.passed]
     if failed:
         print(f"helpers.conversion.bridge: the import of {', '.join(failed)} changes the model's logits (see above)", file=sys.stderr)
-    torch.distributed.destroy_process_group()
+    stop_distributed()
     return 1 if failed else 0
 
 

@@ -33,7 +33,7 @@ from helpers import rehearsal
 from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import sample_token_ids
 from helpers.conversion.steps import inspect_hf_checkpoint
-from helpers.errors import SettingError, raise_if_any, refuse
+from helpers.errors import Problem, SettingError, raise_if_any, refuse
 from helpers.launch import is_rank0
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune import importance
@@ -96,10 +96,9 @@ def shared_rules_view(args: argparse.Namespace) -> SimpleNamespace:
     )  # fmt: skip
 
 
-def _export_config_problems(args: argparse.Namespace, query_groups: int) -> list:
-    """What ModelOpt 0.43 itself refuses in an export config (mcore_minitron.py:243-255), named before loading."""
-    from helpers.errors import Problem
-
+def _export_config_problems(args: argparse.Namespace, query_groups: int) -> list[Problem]:
+    """What ModelOpt 0.43 refuses in an export config once the model is loaded (modelopt/torch/prune/plugins/
+    mcore_minitron.py:236-246: query groups other than the model's, unknown sizes), and what is not a config."""
     config = args.prune_export_config
     if config is None:
         return []
@@ -199,7 +198,7 @@ def save_hf(loaded: conversion.Loaded, output: Path, dropped_layers: list[int]) 
         if getattr(hf, "layer_types", None):  # one attention type per layer: the kept layers'
             hf.layer_types = [kind for number, kind in enumerate(hf.layer_types, 1) if number not in dropped_layers]
         # A placeholder of the pruned shapes: the bridge below learns the weights' names and files from it.
-        AutoModelForCausalLM.from_config(hf, torch_dtype=hf.torch_dtype).save_pretrained(output)
+        AutoModelForCausalLM.from_config(hf, dtype=hf.dtype).save_pretrained(output)
     torch.distributed.barrier()
     AutoBridge.from_hf_pretrained(str(output)).save_hf_weights(loaded.model, output, show_progress=False)
 
@@ -218,10 +217,10 @@ def prune(args: argparse.Namespace) -> Path:
         scores = prune_in_place(args, loaded)
         save_hf(loaded, work, scores["dropped_layers"])
         check = conversion.share(conversion.compare(loaded, work, sample_token_ids(work)))
+        if not check.passed:  # on every rank: none waits for the others below
+            raise RuntimeError(f"the exported student's logits differ from the pruned Megatron-Core model's: {check}")
         if is_rank0():
             print(f"Logits check, pruned Megatron-Core model vs its Hugging Face export: {check}", flush=True)
-            if not check.passed:
-                raise RuntimeError(f"the exported student's logits differ from the pruned model's: {check}")
             importance.save(scores, work, source=str(teacher), targets=args.prune_export_config or {})
             remove(output)
             work.rename(output)
@@ -253,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # torchrun stopping us still cleans up
     with exclusive(Path(args.output_hf_path), "--output_hf_path") if is_rank0() else nullcontext():
         prune(args)
-    torch.distributed.destroy_process_group()
+    conversion.stop_distributed()
     return 0
 
 

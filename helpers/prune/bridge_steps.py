@@ -1,0 +1,73 @@
+"""Notebook 02's steps on the Megatron-Bridge route: the `helpers.prune.bridge` commands a profile implies, checked,
+then launched. Same names and contracts as `steps` (the NeMo 2 route's); the teacher and the students are Hugging
+Face checkpoints (`ws.teacher`, `ws.pruned(kind)`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers.checkpoints import architecture, is_hf_checkpoint
+from helpers.launch import run, torchrun
+from helpers.profiles import Profile
+from helpers.prune import bridge, importance
+from helpers.workspace import Workspace
+
+
+def targets(profile: Profile, kind: str) -> dict[str, int | tuple[int, ...]]:
+    """What makes each student: ModelOpt's export config (`depth`, `width`), or the layers `drop` removes."""
+    settings = profile.prune
+    return {
+        "depth": {"num_layers": settings.depth_num_layers},
+        "width": {"ffn_hidden_size": settings.width_ffn_hidden_size, "hidden_size": settings.width_hidden_size},
+        "drop": {"drop_layers": settings.drop_layers},
+    }[kind]
+
+
+def output(ws: Workspace, kind: str) -> Path:
+    """Where a student goes: dropping named layers makes the depth student another way."""
+    return ws.pruned("depth" if kind == "drop" else kind)
+
+
+def flags(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> list[str]:
+    """Command-line flags of `helpers.prune.bridge` (those of ModelOpt's prune_minitron.py, plus ours) for one student."""
+    settings = profile.prune
+    args: list[object] = ["--pp_size", settings.pp_size, "--hf_model_name_or_path", ws.teacher, "--output_hf_path", output(ws, kind)]
+    if kind == "drop":  # dropping named layers needs no calibration data
+        args += ["--drop_layers", *settings.drop_layers]
+    else:
+        args += [
+            "--prune_export_config", json.dumps(targets(profile, kind)), "--seq_length", profile.data.seq_length,
+            "--calib_num_samples", settings.num_train_samples, "--calib_mbs", settings.mbs,
+            "--data_paths", ws.data_prefix("train"), "--index_mapping_dir", ws.index_mapping_dir,
+        ]  # fmt: skip
+    if overwrite:
+        args.append("--overwrite")
+    return [str(a) for a in args]
+
+
+def command(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> list[str]:
+    return torchrun(profile.prune.pp_size, "helpers.prune.bridge", *flags(profile, ws, kind, overwrite))
+
+
+def is_done(path: Path, profile: Profile, kind: str) -> bool:
+    """A complete pruned Hugging Face checkpoint, made as `kind` makes it, whose weights have the target sizes."""
+    if not (is_hf_checkpoint(path) and (path / importance.FILENAME).is_file()):
+        return False
+    record, wanted = importance.load(path), targets(profile, kind)
+    if kind == "drop":
+        return record.get("dropped_layers") == sorted(wanted["drop_layers"])
+    arch = architecture(path)
+    return record.get("targets") == wanted and all(getattr(arch, name) == value for name, value in wanted.items())
+
+
+def run_pruning(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> Path:
+    """Check the settings, then prune with torchrun; reuse a finished student unless `overwrite`."""
+    path = output(ws, kind)
+    if not overwrite and is_done(path, profile, kind):
+        print(f"Reusing the {kind}-pruned student at {path} (set OVERWRITE = True to prune again).")
+        return path
+    replace = overwrite or path.exists()  # a stale or differently-pruned student is replaced
+    bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, replace)))  # refuses before launching
+    run(command(profile, ws, kind, replace), ws.logs / f"02-prune-{kind}.log")
+    return path
