@@ -34,6 +34,18 @@ class Route:
     venv: str  # the CPU rehearsal's virtual environment (the Makefile builds it)
     extra_install: str = ""  # what the container lacks, installed on top of it
 
+    def container_setup(self, profile_name: str, workdir: str = "/data/work") -> list[str]:
+        """The shell lines that start the route's container on a GPU machine and prepare it for the series."""
+        return [
+            "docker run --gpus all -it --rm --shm-size=16g --ulimit memlock=-1 \\",
+            f'    -v "$PWD":/workspace/tutorial -v {workdir}:{workdir} -p 8888:8888 \\',
+            f"    -e HF_TOKEN -e TUTORIAL_PROFILE={profile_name} -e TUTORIAL_ROUTE={self.name} -e TUTORIAL_WORKDIR={workdir} \\",
+            f"    {self.container}",
+            "cd /workspace/tutorial",
+            *([self.extra_install] if self.extra_install else []),
+            "pip install --no-deps --no-build-isolation -e .   # helpers only: the container's libraries stay",
+        ]
+
     @property
     def packages(self) -> tuple[str, ...]:
         """The framework packages whose versions results record."""

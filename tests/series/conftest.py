@@ -37,3 +37,10 @@ def require():
         return path
 
     return check
+
+
+@pytest.fixture
+def nemo2_only(route):
+    """For a check of what only NeMo 2's route does (its conversions, its run layout): skipped on the other route."""
+    if route.name != "nemo2":
+        pytest.skip(f"checks NeMo 2's route; the {route.name} route's equivalent is in tests/{route.name}/")

@@ -35,6 +35,14 @@ def test_all_five_models_were_measured_on_the_same_tokens(profile, results):
     assert set(results["per_window"]) == set(models) and {len(v["loss"]) for v in results["per_window"].values()} == {profile.evaluation.ppl_windows}
 
 
+def test_the_results_name_the_route_and_the_versions_that_produced_them(results, route):
+    from helpers.environment import EXPECTED
+
+    assert results["route"] == route.name and set(results["versions"]) == set(route.packages)
+    for package, prefix in EXPECTED[route.name].items():
+        assert results["versions"][package].startswith(prefix), (package, results["versions"])
+
+
 def test_distillation_brings_each_student_closer_to_the_teacher(results):
     """What distillation minimises, on test text neither model trained on: the KL divergence from the teacher's
     next-token distribution falls by more than NOISE standard errors (`perplexity.difference`)."""
