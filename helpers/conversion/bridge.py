@@ -61,13 +61,10 @@ def stop_distributed() -> None:
     torch.distributed.destroy_process_group()
 
 
-def load(hf_dir: Path, pp_size: int = 1, *, first_stage_layers: int | None = None, last_stage_layers: int | None = None, layer_spec=None) -> Loaded:
+def load(hf_dir: Path, pp_size: int = 1, *, first_stage_layers: int | None = None, last_stage_layers: int | None = None) -> Loaded:
     """Build the Hugging Face checkpoint at `hf_dir` as a Megatron-Core GPT model in its own dtype, split into
-    `pp_size` pipeline stages (this process holds one), with the weights loaded, in eval mode.
-
-    `layer_spec` replaces the provider's layer spec (ModelOpt's, for pruning); without Transformer Engine both give
-    way to Megatron's local layers (`rehearsal.bridge.local_layer_spec`).
-    """
+    `pp_size` pipeline stages (this process holds one), with the weights loaded, in eval mode: Transformer Engine's
+    layers (the provider's default), or without TE Megatron's local ones (`rehearsal.bridge.local_layer_spec`)."""
     from helpers import rehearsal
 
     rehearsal.enable_bridge()
@@ -83,8 +80,6 @@ def load(hf_dir: Path, pp_size: int = 1, *, first_stage_layers: int | None = Non
     provider.num_layers_in_last_pipeline_stage = last_stage_layers
     if pp_size > 1:
         provider.pipeline_dtype = provider.params_dtype
-    if layer_spec is not None:
-        provider.transformer_layer_spec = layer_spec
     rehearsal.bridge.local_layer_spec(provider)
     provider.finalize()
     model = provider.provide_distributed_model(wrap_with_ddp=False, use_cpu_initialization=rehearsal.bridge.cpu_initialization())

@@ -209,10 +209,9 @@ def prune(args: argparse.Namespace) -> Path:
     work = partial_path(output)
     if is_rank0():
         remove(work)
-    loaded = conversion.load(
-        teacher, args.pp_size, first_stage_layers=args.num_layers_in_first_pipeline_stage,
-        last_stage_layers=args.num_layers_in_last_pipeline_stage, layer_spec=modelopt_layer_spec(),
-    )  # fmt: skip
+    # The provider's own layer spec: for a dense model, Transformer Engine's, which ModelOpt 0.44's
+    # `load_mbridge_model_from_hf` sets (modelopt/torch/utils/plugins/mbridge.py:98-106); without TE, Megatron's local one.
+    loaded = conversion.load(teacher, args.pp_size, first_stage_layers=args.num_layers_in_first_pipeline_stage, last_stage_layers=args.num_layers_in_last_pipeline_stage)
     try:
         scores = prune_in_place(args, loaded)
         save_hf(loaded, work, scores["dropped_layers"])
@@ -230,13 +229,6 @@ def prune(args: argparse.Namespace) -> Path:
         if is_rank0():
             remove(work)
     return output
-
-
-def modelopt_layer_spec():
-    """The layer spec prune_minitron.py builds with (`load_mbridge_model_from_hf`): ModelOpt's."""
-    from megatron.bridge.models.gpt_provider import modelopt_transformer_layer_spec
-
-    return modelopt_transformer_layer_spec
 
 
 def main(argv: list[str] | None = None) -> int:
