@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import shutil
 import sys
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -49,7 +50,7 @@ TAGS = {"total loss": "reduced_train_loss", "lm loss validation": "val_loss", "i
 NEMO_FLAGS = {"student_hf_path": "model_path", "teacher_hf_path": "teacher_path", "train_iters": "max_steps",
               "lr_warmup_iters": "warmup_steps", "eval_interval": "val_check_interval", "eval_iters": "limit_val_batches"}  # fmt: skip
 MIXED_PRECISION = {"bf16-mixed": "bf16_mixed", "16-mixed": "fp16_mixed", "32": None}  # ours -> Bridge's recipes
-TRACKER = "latest_checkpointed_iteration.txt"  # Bridge writes it once a checkpoint is complete
+TRACKERS = ("latest_train_state.pt", "latest_checkpointed_iteration.txt")  # Bridge's, and Megatron-LM's
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,24 +98,37 @@ def settings(args: argparse.Namespace) -> dict:
 def checkpoints(run_dir: Path) -> list[runs.Checkpoint]:
     """Complete checkpoints, oldest first, each with the validation loss of its weights (NaN: not validated).
 
-    Bridge saves right after validating (train.py:501-531, then :575) and names a checkpoint by the steps done;
-    one is complete once the tracker names it or a later one (checkpointing.py writes the tracker last).
+    Bridge saves right after validating (train.py:501-531, then :575) and names a checkpoint by the steps done.
+    A checkpoint is complete once its run_config.yaml is written: the last file loading needs, written after the
+    trackers that name it (checkpointing.py:759-767).
     """
-    folder = run_dir / "checkpoints"
-    if not (folder / TRACKER).is_file():
-        return []
-    newest = int((folder / TRACKER).read_text())
     validated = scalars(run_dir).query("tag == 'val_loss'").set_index("step")["value"]
-    steps = sorted(int(path.name.removeprefix("iter_")) for path in folder.glob("iter_*"))
-    return [runs.Checkpoint(folder / f"iter_{step:07d}", float(validated.get(step, math.nan)), step, False) for step in steps if step <= newest]
+    return [
+        runs.Checkpoint(path, float(validated.get(step, math.nan)), step, False)
+        for step, path in _saved(run_dir) if (path / "run_config.yaml").is_file()
+    ]  # fmt: skip
+
+
+def _saved(run_dir: Path) -> list[tuple[int, Path]]:
+    return sorted((int(path.name.removeprefix("iter_")), path) for path in (run_dir / "checkpoints").glob("iter_*"))
 
 
 def remove_unfinished(run_dir: Path) -> list[Path]:
-    """Delete checkpoints an interruption left half-written: those past the tracker's."""
-    complete = {c.path for c in checkpoints(run_dir)}
-    unfinished = [path for path in sorted((run_dir / "checkpoints").glob("iter_*")) if path not in complete]
+    """Delete checkpoints an interruption left half-written, and point Bridge's trackers at the newest complete one.
+
+    Bridge resumes from the checkpoint its trackers name (checkpointing.py:1570-1579), which they name before it is
+    complete: a run stopped in between would fail to resume ("Legacy checkpoint missing 'args' field").
+    """
+    folder, complete = run_dir / "checkpoints", checkpoints(run_dir)
+    unfinished = [path for _, path in _saved(run_dir) if path not in {c.path for c in complete}]
     for path in unfinished:
         remove(path)
+    if unfinished:
+        for tracker in TRACKERS:
+            remove(folder / tracker)
+        if complete:
+            shutil.copy(complete[-1].path / "train_state.pt", folder / TRACKERS[0])
+            (folder / TRACKERS[1]).write_text(str(complete[-1].step))
     return unfinished
 
 

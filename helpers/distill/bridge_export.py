@@ -12,6 +12,7 @@ the command exits 1 if one differs. An exported folder is reused unless --overwr
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -56,6 +57,11 @@ def check(checkpoint: Path, output: Path) -> LogitsCheck:
         module.eval()
     loaded = conversion.Loaded(bridge, None, model, unwrap_model(model[0]))
     return conversion.compare(loaded, output, sample_token_ids(output))
+
+
+def read_check(report: Path) -> LogitsCheck:
+    """The logits check a report of this command holds."""
+    return LogitsCheck(**json.loads(report.read_text())["logits"])
 
 
 def command(*todo: Job, overwrite: bool = False) -> list[str]:
