@@ -24,7 +24,8 @@ import torch
 from helpers.conversion.logits import LogitsCheck, judge, sample_token_ids
 from helpers.conversion.steps import Job, inspect_hf_checkpoint
 from helpers.errors import SettingError, refuse
-from helpers.launch import is_rank0, python_module, run, torchrun
+from helpers.launch import is_rank0, python_module, run
+from helpers.outputs import atomic_output
 
 
 @dataclass
@@ -51,6 +52,13 @@ def start_distributed(pp_size: int = 1) -> None:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if not parallel_state.model_parallel_is_initialized():
         parallel_state.initialize_model_parallel(tensor_model_parallel_size=1, pipeline_model_parallel_size=pp_size)
+
+
+def require_launched(pp_size: int) -> None:
+    """Refuse to start unless torchrun launched one process per pipeline stage (or none launched one, for one)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != pp_size:
+        raise refuse("--pp_size", f"{pp_size} pipeline stage(s), {launched} process(es) launched", f"launch with torchrun --nproc_per_node {pp_size}")
 
 
 def stop_distributed() -> None:
@@ -148,16 +156,14 @@ def share(check: LogitsCheck | None) -> LogitsCheck:
 
 
 def write_report(report: Path, check: LogitsCheck, **fields) -> None:
-    """The check as JSON (`{"logits": {...}}` and `fields`), written by rank 0 in one rename."""
+    """The check as JSON (`{"logits": {...}}` and `fields`), written whole by rank 0."""
     if is_rank0():
-        report.parent.mkdir(parents=True, exist_ok=True)
-        partial = report.with_name(f".{report.name}.partial")
-        partial.write_text(json.dumps({**{k: str(v) for k, v in fields.items()}, "logits": asdict(check)}, indent=2))
-        partial.rename(report)
+        with atomic_output(report) as partial:
+            partial.write_text(json.dumps({**{k: str(v) for k, v in fields.items()}, "logits": asdict(check)}, indent=2))
 
 
 def check_import(source: Path, report: Path, pp_size: int = 1) -> LogitsCheck:
-    """Build `source` with AutoBridge, compare its logits with transformers', write the report; free the model."""
+    """Build `source` with AutoBridge, compare its logits with transformers' and write the report. Collective."""
     loaded = load(source, pp_size)
     check = share(compare(loaded, source, sample_token_ids(source)))
     if is_rank0():
@@ -176,12 +182,9 @@ def read_report(job: Job) -> LogitsCheck | None:
     return check if check.passed and record.get("source") == str(job.source) else None
 
 
-def command(*todo: Job, pp_size: int = 1) -> list[str]:
-    """The check of every job's import, in one process (or one torchrun of `pp_size` processes)."""
-    flags = [flag for job in todo for flag in ("--source", job.source, "--report", job.report)]
-    if pp_size > 1:
-        return torchrun(pp_size, "helpers.conversion.bridge", "--pp_size", pp_size, *flags)
-    return python_module("helpers.conversion.bridge", *flags)
+def command(*todo: Job) -> list[str]:
+    """`python -m helpers.conversion.bridge ...`: the check of every job's import, in one process."""
+    return python_module("helpers.conversion.bridge", *[flag for job in todo for flag in ("--source", job.source, "--report", job.report)])
 
 
 def convert(direction: str, todo: dict[str, Job], log: Path, overwrite: bool = False) -> dict[str, LogitsCheck]:
@@ -190,8 +193,7 @@ def convert(direction: str, todo: dict[str, Job], log: Path, overwrite: bool = F
     `overwrite`; launched as a command, raising if a check fails. Returns the checks."""
     if direction != "import":
         raise refuse("direction", f"{direction!r}: the Megatron-Bridge route converts nothing but its imports here", "use 'import'; distillation's export checks its own logits")
-    checks = {label: read_report(job) for label, job in todo.items()}
-    checks = {label: None for label in checks} if overwrite else checks
+    checks = {label: None if overwrite else read_report(job) for label, job in todo.items()}
     stale = {label: job for label, job in todo.items() if checks[label] is None}
     for label, job in todo.items():
         if label not in stale:
@@ -217,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if len(args.source) != len(args.report):
             raise refuse("--source/--report", f"{len(args.source)} source(s) and {len(args.report)} report(s)", "give one --report after each --source")
-        if int(os.environ.get("WORLD_SIZE", "1")) != args.pp_size:
-            raise refuse("--pp_size", f"{args.pp_size} stages, {os.environ.get('WORLD_SIZE', '1')} process(es) launched", f"launch with torchrun --nproc_per_node {args.pp_size}")
+        require_launched(args.pp_size)
         for source in args.source:  # every source is checked before the first model is built
             inspect_hf_checkpoint(source, "--source")
     except SettingError as error:

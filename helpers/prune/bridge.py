@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from contextlib import nullcontext
@@ -33,7 +32,7 @@ from helpers import rehearsal
 from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import sample_token_ids
 from helpers.conversion.steps import inspect_hf_checkpoint
-from helpers.errors import Problem, SettingError, raise_if_any, refuse
+from helpers.errors import Problem, SettingError, raise_if_any
 from helpers.launch import is_rank0
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune import importance
@@ -125,12 +124,6 @@ def check(args: argparse.Namespace) -> None:
     check_prune_args(view, facts, FLAG_NAMES)
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(Path(args.output_hf_path), "--output_hf_path")
-
-
-def require_launched(pp_size: int) -> None:
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != pp_size:
-        raise refuse("--pp_size", f"{pp_size} pipeline stages, {launched} process(es) launched", f"launch with torchrun --nproc_per_node {pp_size}")
 
 
 def calibration_loop(args: argparse.Namespace, loaded: conversion.Loaded):
@@ -235,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         check(args)
-        require_launched(args.pp_size)
+        conversion.require_launched(args.pp_size)
     except SettingError as error:
         print(f"helpers.prune.bridge refused to start:\n{error}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ def checkpoint(tmp_path_factory):
 
 def test_the_import_check_passes_in_its_own_process(checkpoint, tmp_path):
     report = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, "-m", "helpers.conversion.bridge", "--source", checkpoint, "--report", report], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "helpers.conversion.bridge", "--source", checkpoint, "--report", report], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(report.read_text())
     assert record["source"] == str(checkpoint)
