@@ -1,7 +1,8 @@
-"""Megatron-Bridge 0.3.1 without Transformer Engine: importing it, and building its models with Megatron's own layers.
+"""Megatron-Bridge 0.3.1 without Transformer Engine or CUDA: importing it, building its models with Megatron's own
+layers on the CPU, and running them forward (Megatron-Core 0.16.1 under it).
 
-Every workaround here is keyed on Transformer Engine being absent (`have_transformer_engine`); in the NeMo 26.02
-container, where TE is installed, none of them applies.
+Every workaround here is keyed on its cause: Transformer Engine being absent (`have_transformer_engine`), or CUDA
+(`cpu_initialization`, `forward_on_cpu`); in the NeMo 26.02 container on a GPU, none of them applies.
 """
 
 from __future__ import annotations
