@@ -58,6 +58,7 @@ FLAG_NAMES = {
 # The granularity of the width targets: the divisors prune_minitron.py gives `get_mcore_minitron_config` for an
 # export config (64, as `checks.WIDTH_DIVISORS` has them), and 1 for layers.
 SEARCH_SPACE_DIVISORS = {"hidden_size_divisor": 64, "ffn_hidden_size_divisor": 64, "num_layers_divisor": 1}
+LOGITS_FILENAME = "logits.json"  # in the student's folder: its export's logits check (`conversion.write_report`)
 SEED = 1234  # of the calibration samples' order: NeMo's PreTrainingDataModule's default
 
 
@@ -214,6 +215,7 @@ def prune(args: argparse.Namespace) -> Path:
         if is_rank0():
             print(f"Logits check, pruned Megatron-Core model vs its Hugging Face export: {check}", flush=True)
             importance.save(scores, work, source=str(teacher), targets=args.prune_export_config or {})
+            conversion.write_report(work / LOGITS_FILENAME, check, source=teacher)
             remove(output)
             work.rename(output)
             print(f"Pruned checkpoint: {output}")

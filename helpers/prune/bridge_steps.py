@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 from helpers.checkpoints import architecture, is_hf_checkpoint
+from helpers.conversion import LogitsCheck
+from helpers.errors import SettingError, refuse
 from helpers.launch import run, torchrun
-from helpers.profiles import Profile
+from helpers.profiles import KINDS, Profile
 from helpers.prune import bridge, importance
 from helpers.workspace import Workspace
 
@@ -52,7 +54,7 @@ def command(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False)
 
 def is_done(path: Path, profile: Profile, kind: str) -> bool:
     """A complete pruned Hugging Face checkpoint, made as `kind` makes it, whose weights have the target sizes."""
-    if not (is_hf_checkpoint(path) and (path / importance.FILENAME).is_file()):
+    if not (is_hf_checkpoint(path) and all((path / name).is_file() for name in (importance.FILENAME, bridge.LOGITS_FILENAME))):
         return False
     record, wanted = importance.load(path), targets(profile, kind)
     if kind == "drop":
@@ -71,3 +73,25 @@ def run_pruning(profile: Profile, ws: Workspace, kind: str, overwrite: bool = Fa
     bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, replace)))  # refuses before launching
     run(command(profile, ws, kind, replace), ws.logs / f"02-prune-{kind}.log")
     return path
+
+
+def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
+    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
+    try:
+        bridge.check(bridge.parser().parse_args(flags(profile, ws, kind)))
+    except SettingError as error:
+        return str(error)
+    return None
+
+
+def students(ws: Workspace, overwrite: bool = False) -> dict[str, LogitsCheck]:
+    """Each pruned student is already a Hugging Face checkpoint, proven by logits when it was written: those checks
+    (`overwrite` has nothing to redo)."""
+    checks = {}
+    for kind in KINDS:
+        report = ws.pruned(kind) / bridge.LOGITS_FILENAME
+        if not report.is_file():
+            raise refuse(f"{kind}-pruned student", f"{ws.pruned(kind)} has no {bridge.LOGITS_FILENAME}: it was not pruned, or not completely", f"run the {kind} pruning step first")
+        checks[f"{kind}-pruned"] = LogitsCheck(**json.loads(report.read_text())["logits"])
+        print(f"{kind}-pruned: {checks[f'{kind}-pruned']}")
+    return checks

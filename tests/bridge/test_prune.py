@@ -121,16 +121,22 @@ def test_an_existing_student_is_kept_unless_overwrite(teacher, depth, capsys):
     bridge.check(bridge.parser().parse_args([*argv, "--overwrite"]))
 
 
-def test_the_notebook_steps_reuse_a_finished_student(teacher, depth, tmp_path, capsys):
+def test_the_notebook_steps_reuse_finished_students_and_their_checks(teacher, depth, width, tmp_path, capsys):
     ws = Workspace(root=tmp_path, model_name="small", route="bridge")
     ws.models.mkdir(parents=True)
     ws.teacher.symlink_to(teacher["model"])
     ws.pruned("depth").symlink_to(depth[0])
+    ws.pruned("width").symlink_to(width[0])
     tiny = get_profile("tiny")
-    profile = dataclasses.replace(tiny, prune=dataclasses.replace(tiny.prune, depth_num_layers=2, drop_layers=(1, 4)))
+    settings = dataclasses.replace(tiny.prune, depth_num_layers=2, width_hidden_size=64, width_ffn_hidden_size=128, drop_layers=(1, 4))
+    profile = dataclasses.replace(tiny, prune=settings)
     assert bridge_steps.run_pruning(profile, ws, "depth") == ws.pruned("depth") and "Reusing" in capsys.readouterr().out
-    assert not bridge_steps.is_done(ws.pruned("depth"), profile, "width")
+    assert bridge_steps.is_done(ws.pruned("width"), profile, "width") and not bridge_steps.is_done(ws.pruned("depth"), profile, "width")
     assert bridge_steps.is_done(ws.pruned("depth"), profile, "drop") == (importance.load(depth[0])["dropped_layers"] == [1, 4])
+    checks = bridge_steps.students(ws)
+    assert set(checks) == {"depth-pruned", "width-pruned"} and all(check.passed and check.dtype == "float32" for check in checks.values())
+    off_grid = dataclasses.replace(profile, prune=dataclasses.replace(settings, width_hidden_size=96))
+    assert "--prune_export_config hidden_size: 96 is not a multiple of 64" in bridge_steps.refusal(off_grid, ws, "width")
     for kind in ("depth", "width", "drop"):
         command = bridge_steps.command(profile, ws, kind)
         assert command[command.index("-m") + 1] == "helpers.prune.bridge"
