@@ -15,6 +15,9 @@ python3 -m venv "$scratch/venv"
 # The PyPI torchvision wheel is built against CUDA and breaks `import torchvision` beside CPU torch;
 # nothing in the stack needs it.
 "$scratch/venv/bin/pip" uninstall --quiet --yes torchvision
+# nvidia-resiliency-ext requires pynvml, a deprecated shim over nvidia-ml-py whose import (by torch.cuda, in every
+# process) warns "The pynvml package is deprecated"; nothing the series runs needs it.
+"$scratch/venv/bin/pip" uninstall --quiet --yes pynvml
 # jsonschema imports rfc3987-syntax, when present, for its "iri" format check, and that import builds a parser
 # for ~4 s on 2 CPU cores: every NeMo process paid it (Megatron-Core -> multi-storage-client -> jsonschema).
 # Nothing in the stack checks IRIs; jsonschema simply skips the format without it.
