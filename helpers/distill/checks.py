@@ -9,12 +9,14 @@ from pathlib import Path
 
 import yaml
 
-from helpers.checkpoints import Architecture, architecture, parameter_counts, tokenizer_dir
+from helpers.checkpoints import Architecture, architecture, is_hf_checkpoint, parameter_counts, tokenizer_dir
 from helpers.data_prefixes import missing_data, missing_datasets
 from helpers.errors import Problem, flag, raise_if_any
 
 KD_CONFIG_KEYS = {"logit_layers", "intermediate_layer_pairs", "skip_lm_loss", "kd_loss_scale"}
 PRECISIONS = ("bf16-mixed", "16-mixed", "32")
+HF_TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+                      "vocab.txt", "merges.txt", "tokenizer.model", "chat_template.jinja"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,11 @@ def check_distill_args(args: argparse.Namespace, facts: DistillFacts) -> None:
 
 
 def _tokenizer_digest(checkpoint: Path) -> str:
-    """A digest of the tokenizer's files (in a Hugging Face folder, the model's own files beside them are left out)."""
-    files = sorted(p for p in tokenizer_dir(checkpoint).glob("*") if p.suffix in {".json", ".txt", ".model"} and not _model_file(p))
+    """A digest of the tokenizer's files: in a Hugging Face folder, those of HF_TOKENIZER_FILES (not the model's own,
+    nor files other tools leave there); in a NeMo checkpoint, its tokenizer folder's."""
+    hf = is_hf_checkpoint(checkpoint)
+    files = sorted(p for p in tokenizer_dir(checkpoint).glob("*") if (p.name in HF_TOKENIZER_FILES if hf else p.suffix in {".json", ".txt", ".model"}))
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
-
-
-def _model_file(path: Path) -> bool:
-    return path.name in {"config.json", "generation_config.json"} or path.name.endswith(".index.json")
 
 
 def _read_kd_config(path: str | None) -> dict | str | None:
