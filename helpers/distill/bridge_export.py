@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Logits check, Megatron checkpoint vs its Hugging Face export ({output.name}): {logits}", flush=True)
         conversion.write_report(report, logits, source=checkpoint, output=output)
         failed += [] if logits.passed else [str(output)]
+    conversion.stop_distributed()
     if failed:
         print(f"helpers.distill.bridge_export: {', '.join(failed)} changes the model's logits (see above)", file=sys.stderr)
     return 1 if failed else 0
