@@ -46,7 +46,6 @@ def megatron_bridge():
     with garbage_collection_paused():
         rehearsal.enable_bridge()
         import megatron.bridge
-        import modelopt.torch.prune  # noqa: F401
 
     megatron_local_files()
     if is_rank0():

@@ -47,6 +47,14 @@ class HFModel:
     config: dict
     tokenizer_size: int
 
+    SUMMARY = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+               "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings")  # fmt: skip
+
+    def summary(self) -> dict:
+        """The config entries the conversion depends on, the dtype and the tokenizer's size."""
+        dtype = self.config.get("torch_dtype") or self.config.get("dtype")  # transformers 4.57 writes "dtype"
+        return {key: self.config.get(key) for key in self.SUMMARY} | {"dtype": dtype, "tokenizer size": self.tokenizer_size}
+
 
 def inspect_hf_checkpoint(path: Path, setting: str = "model path") -> HFModel:
     """Check that `path` is a Hugging Face checkpoint NeMo can import (Qwen3, Llama); refuse it otherwise."""

@@ -32,6 +32,8 @@ import sys
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import yaml
+
 from helpers.checkpoints import is_hf_checkpoint
 from helpers.distill import runs
 from helpers.distill.checks import check_distill_args, gather
@@ -41,7 +43,7 @@ from helpers.outputs import exclusive, remove, require_not_running
 
 SEED = 1234  # distill.py's
 # The settings that define a run: a relaunch must repeat them (`runs.relaunch_problems`).
-IDENTITY = ("student_hf_path", "teacher_hf_path", "data_paths", "split", "seq_length", "gbs", "lr", "min_lr",
+IDENTITY = ("student_hf_path", "teacher_hf_path", "kd_config", "data_paths", "split", "seq_length", "gbs", "lr", "min_lr",
             "no_skip_lm_loss", "kd_loss_scale")  # fmt: skip
 # Bridge's TensorBoard tags (megatron/bridge/training/utils/train_utils.py:554, :680; eval.py:352) under the names
 # the NeMo 2 route's curves use: the training loss is the KD loss, the validation loss the student's own LM loss.
@@ -69,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mbs", type=int, default=1, help="micro batch size (sequences per forward pass)")
     p.add_argument("--gbs", type=int, default=768, help="global batch size (sequences per step)")
     p.add_argument("--train_iters", type=int, required=True, help="optimizer steps")
+    p.add_argument("--kd_config", help="distillation YAML, as helpers.distill's (default: logits-only forward KL, LM loss skipped)")
     p.add_argument("--no_skip_lm_loss", action="store_true", help="add the student's LM loss to the KD loss")
     p.add_argument("--kd_loss_scale", type=float, default=1.0, help="KD loss weight")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the cosine schedule")
@@ -86,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
 def settings(args: argparse.Namespace) -> dict:
     """The launch settings as recorded for the run (paths absolute, so a run is recognised from anywhere)."""
     values = vars(args).copy()
-    for key in ("student_hf_path", "teacher_hf_path", "output_dir", "index_mapping_dir"):
+    for key in ("student_hf_path", "teacher_hf_path", "output_dir", "index_mapping_dir", "kd_config"):
         if values[key]:
             values[key] = str(Path(values[key]).resolve())
     return values
@@ -177,7 +180,7 @@ def check(args: argparse.Namespace) -> runs.RunState:
 def nemo_view(args: argparse.Namespace) -> argparse.Namespace:
     """The flags under the names of `python -m helpers.distill`, whose rules (`checks`) apply here unchanged."""
     values = {NEMO_FLAGS.get(key, key): value for key, value in vars(args).items()}
-    return argparse.Namespace(**values, num_nodes=1, kd_config=None, distributed_timeout_minutes=None)
+    return argparse.Namespace(**values, num_nodes=1, distributed_timeout_minutes=None)
 
 
 def in_our_flags(problem: Problem) -> Problem:
@@ -246,7 +249,10 @@ def config(args: argparse.Namespace, lr_decay_iters: int):
 
     from helpers import rehearsal
 
-    kd_config = ModelOptDistillConfig(skip_lm_loss=not args.no_skip_lm_loss, kd_loss_scale=args.kd_loss_scale)
+    if args.kd_config:  # the same YAML as the NeMo 2 route's: ModelOpt's DistillationConfig, which Bridge's subclasses
+        kd_config = ModelOptDistillConfig(**yaml.safe_load(Path(args.kd_config).read_text()))
+    else:
+        kd_config = ModelOptDistillConfig(skip_lm_loss=not args.no_skip_lm_loss, kd_loss_scale=args.kd_loss_scale)
     model = convert_to_distillation_provider(provider(args, args.student_hf_path), provider(args, args.teacher_hf_path), kd_config)
     optimizer, scheduler = distributed_fused_adam_with_cosine_annealing(
         lr_warmup_iters=args.lr_warmup_iters, lr_decay_iters=lr_decay_iters, max_lr=args.lr, min_lr=args.min_lr, adam_beta2=0.95
@@ -310,10 +316,8 @@ def validation_before_training():
 def distill(args: argparse.Namespace) -> dict:
     """Train (or resume) the run, then record and return its best checkpoint."""
     from helpers import rehearsal
-    from helpers.rehearsal import megatron_bridge_training
 
     rehearsal.enable_bridge()
-    megatron_bridge_training.enable()
     from megatron.bridge.training.distill import distill as bridge_distill
 
     directory = Path(args.output_dir)

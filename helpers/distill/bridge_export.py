@@ -89,10 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helpers.distill.bridge_export refused to start:\n{error}", file=sys.stderr)
         return 2
     from helpers import rehearsal
-    from helpers.rehearsal import megatron_bridge_training
 
     rehearsal.enable_bridge()
-    megatron_bridge_training.enable()
     jobs = list(zip(args.checkpoint, args.output, args.report))
     for checkpoint, output, _ in jobs:  # before a process group exists: export_ckpt makes one of its own
         export(checkpoint, output, args.overwrite)  # (megatron/bridge/models/conversion/auto_bridge.py:804)

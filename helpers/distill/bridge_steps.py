@@ -15,10 +15,11 @@ import pandas as pd
 
 from helpers.conversion.logits import LogitsCheck
 from helpers.conversion.steps import export_job
-from helpers.distill import bridge, bridge_export, runs
+from helpers.distill import bridge, bridge_export, nodes, runs
 from helpers.distill.budget import plan
+from helpers.distill.steps import memory_estimates
 from helpers.distill.live import VAL, LiveCurves
-from helpers.distill.steps import CURVES
+from helpers.errors import SettingError
 from helpers.launch import run, torchrun
 from helpers.plots import color
 from helpers.profiles import KINDS, Profile
@@ -33,36 +34,74 @@ def run_dir(ws: Workspace, kind: str) -> Path:
     return ws.distill_logs / run_name(ws, kind)
 
 
-def flags(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> list[str]:
-    """Command-line flags of `helpers.distill.bridge` (those of ModelOpt's distill.py) for one student."""
+def flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = None, overwrite: bool = False) -> list[str]:
+    """Command-line flags of `helpers.distill.bridge` (those of ModelOpt's distill.py) for one student.
+
+    With a `kd_config` it is another run (another loss), named after the YAML file, as on the NeMo 2 route.
+    """
     settings, kd = profile.distill, plan(profile.distill, profile.data.seq_length)
+    directory = run_dir(ws, kind).with_name(f"{run_name(ws, kind)}-{Path(kd_config).stem}") if kd_config else run_dir(ws, kind)
     args: list[object] = [
-        "--student_hf_path", ws.pruned(kind), "--teacher_hf_path", ws.teacher, "--output_dir", run_dir(ws, kind),
+        "--student_hf_path", ws.pruned(kind), "--teacher_hf_path", ws.teacher, "--output_dir", directory,
         "--devices", settings.devices, "--tp_size", settings.tp_size, "--pp_size", settings.pp_size, "--cp_size", settings.cp_size,
         "--precision", settings.precision, "--train_iters", kd.max_steps, "--lr_warmup_iters", kd.interval,
         "--gbs", kd.gbs, "--mbs", settings.mbs, "--lr", settings.lr, "--min_lr", settings.min_lr, "--seq_length", kd.seq_length,
         "--log_interval", settings.log_interval or kd.interval, "--eval_interval", kd.interval, "--eval_iters", kd.limit_val_batches,
         "--data_paths", ws.data_prefix("train"), "--index_mapping_dir", ws.index_mapping_dir, "--num_workers", settings.num_workers,
     ]  # fmt: skip
+    if kd_config:
+        args += ["--kd_config", kd_config]
     if overwrite:
         args.append("--overwrite")
     return [str(a) for a in args]
 
 
-def command(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> list[str]:
-    return torchrun(profile.distill.devices, "helpers.distill.bridge", *flags(profile, ws, kind, overwrite))
+def command(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = None, overwrite: bool = False) -> list[str]:
+    return torchrun(profile.distill.devices, "helpers.distill.bridge", *flags(profile, ws, kind, kd_config, overwrite))
+
+
+def best(ws: Workspace, kind: str) -> dict:
+    """The `kind` run's best checkpoint: its path, step and validation loss (runs.best)."""
+    return runs.best(run_dir(ws, kind))
+
+
+def kd_config_state(profile: Profile, ws: Workspace, kind: str, kd_config: Path) -> runs.RunState:
+    """Check a launch of the `kind` student with another loss (`--kd_config`); return where that run stands."""
+    return bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, kd_config=kd_config)))
+
+
+def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
+    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
+    try:
+        bridge.check(bridge.parser().parse_args(flags(profile, ws, kind)))
+    except SettingError as error:
+        return str(error)
+    return None
+
+
+def memory_measured(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+    """The memory estimate alone: Bridge's training loop has no hook for recording each rank's peak (the NeMo 2
+    route's callback), so this route reports the estimate and says so."""
+    print("Measured peaks are recorded on the NeMo 2 route only; the estimate per device:")
+    return memory_estimates(profile, ws, kinds).loc[["total"]]
+
+
+def write_slurm_scripts(planned: list[nodes.NodePlan], ws: Workspace, scenario: nodes.Scenario) -> list[Path]:
+    """No Slurm scripts on this route yet: its entry point launches on one node (ModelOpt's distill.py does too)."""
+    print("Slurm scripts are written on the NeMo 2 route; this route's entry point launches on one node.")
+    return []
 
 
 def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> dict:
     """Check the settings, then distill with torchrun (resuming an interrupted run); return the best checkpoint."""
-    state = bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, overwrite)))
+    state = bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, overwrite=overwrite)))
     print(f"{run_name(ws, kind)}: {state}.")
     if state.status == "finished":
         return runs.record_best(run_dir(ws, kind), bridge.LAYOUT)
     curves = BridgeCurves(f"distilling the {kind}-pruned student", color=color(kind))
     curves.start()
     try:
-        run(command(profile, ws, kind, overwrite), ws.logs / f"03-distill-{kind}.log", on_line=curves)
+        run(command(profile, ws, kind, overwrite=overwrite), ws.logs / f"03-distill-{kind}.log", on_line=curves)
     finally:
         curves.finish()
     return runs.best(run_dir(ws, kind))

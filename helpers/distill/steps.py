@@ -170,6 +170,7 @@ def write_slurm_scripts(planned: list[nodes.NodePlan], ws: Workspace, scenario: 
     (not refused); return their paths."""
     chosen = [p for p in planned if (p.kd.num_tokens, p.profile.distill.num_nodes) == (int(scenario.num_tokens), scenario.nodes)]
     if not chosen:
+        print(f"No Slurm script: {scenario.nodes} node(s) cannot share this profile's global batch (above).")
         return []
     paths = []
     for kind in KINDS:

@@ -36,7 +36,7 @@ from helpers.errors import Problem, SettingError, raise_if_any
 from helpers.launch import is_rank0
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune import importance
-from helpers.prune.checks import check_prune_args, gather
+from helpers.prune.checks import PruneFacts, check_prune_args, gather
 
 # ModelOpt's export-config names, by the NeMo-named attribute the shared rules (`checks`) judge.
 EXPORT_CONFIG = {
@@ -113,16 +113,19 @@ def _export_config_problems(args: argparse.Namespace, query_groups: int) -> list
     return problems
 
 
-def check(args: argparse.Namespace) -> None:
-    """Every check that needs no model (the notebook runs them before launching): raises SettingError."""
-    source = Path(args.hf_model_name_or_path)
-    inspect_hf_checkpoint(source, "--hf_model_name_or_path")
+def check_args(args: argparse.Namespace, facts: PruneFacts) -> None:
+    """The rules, judged on `facts` (read from disk by `check`, or planned by the dry run): raises SettingError."""
     view = shared_rules_view(args)
-    facts = gather(view)
     raise_if_any(_export_config_problems(args, facts.source.num_query_groups))
     if view.target_num_attention_heads is not None and view.target_num_query_groups is None:
         view.target_num_query_groups = facts.source.num_query_groups  # heads are pruned within the model's groups
     check_prune_args(view, facts, FLAG_NAMES)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every check that needs no model (the notebook runs them before launching): raises SettingError."""
+    inspect_hf_checkpoint(Path(args.hf_model_name_or_path), "--hf_model_name_or_path")
+    check_args(args, gather(shared_rules_view(args)))
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(Path(args.output_hf_path), "--output_hf_path")
 
@@ -235,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helpers.prune.bridge refused to start:\n{error}", file=sys.stderr)
         return 2
     rehearsal.enable_bridge()
-    rehearsal.modelopt.enable_bridge()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # torchrun stopping us still cleans up
     with exclusive(Path(args.output_hf_path), "--output_hf_path") if is_rank0() else nullcontext():
         prune(args)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 
 from helpers.errors import refuse
-from helpers.rehearsal import bridge, megatron, modelopt, nemo, pytorch
+from helpers.rehearsal import bridge, megatron, megatron_bridge_training, modelopt, nemo, pytorch
 from helpers.rehearsal.nemo import config_fields
 
 __all__ = [
-    "BRIDGE_WORKAROUNDS", "WORKAROUNDS", "accelerator", "async_checkpoint_saves", "child_environment", "config_fields", "enable", "enable_bridge", "have_transformer_engine",
+    "BRIDGE_TRAINING_WORKAROUNDS", "BRIDGE_WORKAROUNDS", "WORKAROUNDS", "accelerator", "async_checkpoint_saves", "child_environment", "config_fields", "enable", "enable_bridge", "have_transformer_engine",
     "start_process",
 ]  # fmt: skip
 
@@ -37,8 +37,10 @@ WORKAROUNDS = (
     nemo.llama_import_without_fusions,
 )
 
-# The Megatron-Bridge route's, each keyed on its own cause (no Transformer Engine, or no CUDA).
-BRIDGE_WORKAROUNDS = bridge.WORKAROUNDS
+# The Megatron-Bridge route's: those keyed each on its own cause (no Transformer Engine, or no CUDA), then those
+# Bridge's training needs when CUDA is absent.
+BRIDGE_WORKAROUNDS = bridge.WORKAROUNDS + modelopt.BRIDGE_WORKAROUNDS
+BRIDGE_TRAINING_WORKAROUNDS = megatron_bridge_training.WORKAROUNDS
 _applied_bridge = False
 
 
@@ -119,7 +121,7 @@ def enable_bridge() -> bool:
     global _applied_bridge
     rehearsal = start_process()
     if not _applied_bridge:
-        for workaround in BRIDGE_WORKAROUNDS:
+        for workaround in BRIDGE_WORKAROUNDS + (BRIDGE_TRAINING_WORKAROUNDS if rehearsal else ()):
             workaround()
         _applied_bridge = True
     return rehearsal

@@ -2,8 +2,8 @@
 
 What `helpers.distill.bridge` (Bridge's `distill`: start-up, both models, distributed optimizer, training, validation,
 `torch_dist` checkpoints, resuming) and `helpers.distill.bridge_export` (AutoBridge's `export_ckpt`, a checkpoint
-built as a model) need beyond `rehearsal.bridge`. Every workaround is keyed on CUDA being absent (`enable` applies
-none on a GPU) and names the upstream file:line it works around, at those versions, and the symptom it avoids.
+built as a model) need beyond `rehearsal.bridge`. Every workaround is keyed on CUDA being absent (`rehearsal.enable_bridge`
+applies none on a GPU) and names the upstream file:line it works around, at those versions, and the symptom it avoids.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 import importlib
 from pathlib import Path
-
-import torch
 
 from helpers.rehearsal import megatron, pytorch
 
@@ -125,16 +123,3 @@ WORKAROUNDS = (
     pytorch.tensor_cuda_is_identity,
     megatron.resume_without_transformer_engine,
 )
-_applied = False
-
-
-def enable() -> bool:
-    """Apply every workaround once when CUDA is absent. Returns True if the CPU rehearsal is active."""
-    global _applied
-    if torch.cuda.is_available():
-        return False
-    if not _applied:
-        for workaround in WORKAROUNDS:
-            workaround()
-        _applied = True
-    return True

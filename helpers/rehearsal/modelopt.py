@@ -1,7 +1,7 @@
 """ModelOpt: Minitron pruning of Megatron's local layer spec, whose norms are torch's RMSNorm.
 
 0.35.1 on the NeMo 2 route (`minitron_knows_rmsnorm`, in `rehearsal.WORKAROUNDS`); 0.43.0 on the Megatron-Bridge
-route (`BRIDGE_WORKAROUNDS`, applied by `enable_bridge` where a process prunes).
+route (`BRIDGE_WORKAROUNDS`, applied by `rehearsal.enable_bridge`).
 """
 
 from __future__ import annotations
@@ -75,9 +75,3 @@ def minitron_knows_rmsnorm_without_te() -> None:
 
 
 BRIDGE_WORKAROUNDS = (minitron_knows_rmsnorm_without_te, minitron_drops_layers_on_cpu)
-
-
-def enable_bridge() -> None:
-    """Apply BRIDGE_WORKAROUNDS (each keyed on its own cause; all are idempotent)."""
-    for workaround in BRIDGE_WORKAROUNDS:
-        workaround()
