@@ -25,6 +25,7 @@ from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
 from helpers.evaluate import losses, mmlu
 from helpers.profiles import KINDS, Profile
+from helpers.routes import get_route
 from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
 
@@ -92,18 +93,30 @@ class Step:
 
 
 def commands(profile: Profile, ws: Workspace) -> list[Step]:
-    """Every command the four notebooks launch for `profile`, built by the functions they call."""
+    """Every command the four notebooks launch for `profile` on the workspace's route, built by the functions they call."""
     report = ws.results
-    students = {kind: ws.pruned(kind) for kind in KINDS}
-    steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", conversion.Job(ws.hf_teacher, ws.teacher, report / "import-logits.json")))]
-    steps += [Step("02", f"prune: {kind}", prune.command(profile, ws, kind)) for kind in (*KINDS, "drop")]
-    steps.append(Step("02", "export the pruned students", conversion.command("export", *(conversion.export_job(ws, f"{kind}-pruned", path) for kind, path in students.items()))))
-    steps.append(Step("02", "validation loss of teacher and pruned students", losses.command({"teacher": ws.hf_teacher} | {f"{kind}-pruned": ws.exported(f"{kind}-pruned") for kind in students}, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
-    steps += [Step("03", f"distill: {kind}", distill.command(profile, ws, kind)) for kind in KINDS]
-    steps.append(Step("04", "export the best distilled checkpoints", conversion.command("export", *(conversion.export_job(ws, f"{kind}-distilled", distill.run_dir(ws, kind) / "best") for kind in KINDS))))
+    teacher_job = conversion.Job(ws.hf_teacher, ws.teacher, report / "import-logits.json")
+    distilled = {f"{kind}-distilled": distill.run_dir(ws, kind) / "best" for kind in KINDS}
+    if ws.route == "bridge":
+        from helpers.conversion import bridge as bridge_conversion
+        from helpers.distill import bridge_export
+
+        steps = [Step("01", "build the teacher with AutoBridge, then compare logits", bridge_conversion.command(teacher_job))]
+        steps += [Step("02", f"prune: {kind}", prune.command(profile, ws, kind)) for kind in (*KINDS, "drop")]
+        exports = Step("04", "export the best distilled checkpoints", bridge_export.command(*(conversion.export_job(ws, label, path) for label, path in distilled.items())))
+    else:
+        steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", teacher_job))]
+        steps += [Step("02", f"prune: {kind}", prune.command(profile, ws, kind)) for kind in (*KINDS, "drop")]
+        pruned = (conversion.export_job(ws, f"{kind}-pruned", ws.pruned(kind)) for kind in KINDS)
+        steps.append(Step("02", "export the pruned students", conversion.command("export", *pruned)))
+        exports = Step("04", "export the best distilled checkpoints", conversion.command("export", *(conversion.export_job(ws, label, path) for label, path in distilled.items())))
+    students = {f"{kind}-pruned": ws.hf_model(f"{kind}-pruned") for kind in KINDS}
+    steps.append(Step("02", "validation loss of teacher and pruned students", losses.command({"teacher": ws.hf_teacher} | students, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
+    steps += [Step("03", f"distill: {kind}", distill.steps_for(ws).command(profile, ws, kind)) for kind in KINDS]
+    steps.append(exports)
     if profile.evaluation.mmlu:
         devices = profile.distill.devices * profile.distill.num_nodes
-        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.exported(label) if label != "teacher" else ws.hf_teacher, report / "mmlu" / label, devices=devices)) for label in ("teacher", "depth-distilled", "width-distilled")]
+        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.hf_model(label), report / "mmlu" / label, devices=devices)) for label in ("teacher", "depth-distilled", "width-distilled")]
     return steps
 
 
@@ -113,13 +126,22 @@ def _entry_arguments(command: list[str], module: str) -> list[str]:
 
 def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Problem]:
     """Validate the pruning and distillation commands with the entry points' own rules, as on the planned machine."""
+    bridge = ws.route == "bridge"
+    if bridge:
+        from helpers.distill import bridge as distill_entry
+        from helpers.prune import bridge as prune_entry
     problems: list[Problem] = []
     for kind in (*KINDS, "drop"):
-        args = prune.parser().parse_args(_entry_arguments(prune.command(profile, ws, kind), "helpers.prune"))
-        problems += _problems(lambda: check_prune_args(args, PruneFacts(source=teacher.arch)), f"prune {kind}")
+        command = prune.command(profile, ws, kind)
+        facts = PruneFacts(source=teacher.arch)
+        if bridge:
+            args = prune_entry.parser().parse_args(_entry_arguments(command, "helpers.prune.bridge"))
+            problems += _problems(lambda: prune_entry.check_args(args, facts), f"prune {kind}")
+        else:
+            args = prune.parser().parse_args(_entry_arguments(command, "helpers.prune"))
+            problems += _problems(lambda: check_prune_args(args, facts), f"prune {kind}")
     teacher_size = parameter_counts(teacher.arch, teacher.tied_embeddings)["total"]
     for kind in KINDS:
-        args = distill.parser().parse_args(_entry_arguments(distill.command(profile, ws, kind), "helpers.distill"))
         arch = student(teacher.arch, prune.targets(profile, kind))
         facts = DistillFacts(
             student=arch,
@@ -129,7 +151,13 @@ def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Pr
             same_tokenizer=True,  # pruning keeps the teacher's tokenizer
             cuda=profile.gpu is not None,
         )
-        problems += _problems(lambda: check_distill_args(args, facts), f"distill {kind}")
+        command = distill.steps_for(ws).command(profile, ws, kind)
+        if bridge:
+            args = distill_entry.parser().parse_args(_entry_arguments(command, "helpers.distill.bridge"))
+            problems += _problems(lambda: distill_entry.check_args(args, facts), f"distill {kind}")
+        else:
+            args = distill.parser().parse_args(_entry_arguments(command, "helpers.distill"))
+            problems += _problems(lambda: check_distill_args(args, facts), f"distill {kind}")
     return problems
 
 
@@ -164,7 +192,9 @@ def multi_node(profile: Profile, ws: Workspace, teacher: budget.ModelShape, stud
     if refused:
         sections.append("Not possible with this global batch:\n" + "\n".join(str(problem) for problem in refused))
     script = [p for p in planned if (p.kd.num_tokens, p.profile.distill.num_nodes) == (PLANNED_TOKENS, PLANNED_NODES[0])]
-    if script:
+    if ws.route != "nemo2":
+        sections.append(f"The Slurm script is written for the NeMo 2 route's entry point; the {ws.route} route's launches on one node.")
+    elif script:
         sections.append(
             f"Slurm batch script of the {KINDS[0]} student, {script[0].label} (the {KINDS[1]} student's differs only in "
             f"the student; notebook 03 and python -m helpers.distill.nodes --write write both into {ws.root / 'slurm'}):\n"
@@ -181,8 +211,10 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
     sizes = pd.DataFrame({name: parameter_counts(arch, teacher.tied_embeddings) for name, arch in archs.items()}) / 1e9
     problems = check_commands(profile, ws, teacher)
     kd = budget.plan(profile.distill, profile.data.seq_length)
+    route = get_route(ws.route)
     sections = [
-        f"Dry run of profile {profile.name!r}: {profile.summary}",
+        f"Dry run of profile {profile.name!r} on the {route.name!r} route: {profile.summary}",
+        f"Route: {route.title}. In its container, on the GPU machine:\n    " + "\n    ".join(route.container_setup(profile.name)),
         f"Teacher {profile.model.hf_id} (published config.json), students by the profile's pruning targets:",
         pd.DataFrame({name: arch.as_dict() for name, arch in archs.items()}).to_string(),
         "Parameters (billions):",
@@ -209,7 +241,8 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
         sections += multi_node(profile, ws, teacher_shape, student_shapes, rate)
     students = {kind: int(sizes.loc["total", f"{kind}-pruned"] * 1e9) for kind in KINDS}
     sections.append("Disk in the work directory (GB):")
-    sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB, async_saves=profile.gpu is not None).to_string())
+    kept = kd.max_steps // kd.interval + 1 if ws.route == "bridge" else None  # every validation's, and the last
+    sections.append(budget.disk_estimate(int(sizes.loc["total", "teacher"] * 1e9), students, TOKENIZED_GB, async_saves=profile.gpu is not None, kept=kept).to_string())
     sections.append("Problems:\n" + "\n".join(str(p) for p in problems) if problems else "No problems found: every command passes the checks its entry point applies.")
     return "\n\n".join(sections), problems
 

@@ -36,7 +36,7 @@ import yaml
 
 from helpers.checkpoints import is_hf_checkpoint
 from helpers.distill import runs
-from helpers.distill.checks import check_distill_args, gather
+from helpers.distill.checks import DistillFacts, check_distill_args, gather
 from helpers.errors import Problem, SettingError, flag, raise_if_any
 from helpers.launch import is_rank0, rank0_first, require_launched
 from helpers.outputs import exclusive, remove, require_not_running
@@ -162,12 +162,7 @@ def check(args: argparse.Namespace) -> runs.RunState:
     for name in ("student_hf_path", "teacher_hf_path"):
         if not is_hf_checkpoint(Path(getattr(args, name))):
             raise SettingError(Problem(flag(name), f"{getattr(args, name)} is not a Hugging Face checkpoint folder", "give a folder with config.json and safetensors weights"))
-    rules = nemo_view(args)
-    try:
-        check_distill_args(rules, gather(rules))
-    except SettingError as error:
-        raise SettingError(*map(in_our_flags, error.problems)) from None
-    raise_if_any(bridge_problems(args))
+    check_args(args, gather(nemo_view(args)))
     directory = Path(args.output_dir)
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(directory, "--output_dir")
@@ -175,6 +170,16 @@ def check(args: argparse.Namespace) -> runs.RunState:
         return runs.RunState("new", 0, args.train_iters, args.train_iters)
     raise_if_any(runs.relaunch_problems(directory, settings(args), LAYOUT))
     return runs.state(directory, args.train_iters, LAYOUT)
+
+
+def check_args(args: argparse.Namespace, facts: DistillFacts) -> None:
+    """The NeMo 2 route's rules and Bridge's own, judged on `facts` (read from disk by `check`, or planned by the
+    dry run), each problem named by this entry point's flag: raises SettingError."""
+    try:
+        check_distill_args(nemo_view(args), facts)
+    except SettingError as error:
+        raise SettingError(*map(in_our_flags, error.problems)) from None
+    raise_if_any(bridge_problems(args))
 
 
 def nemo_view(args: argparse.Namespace) -> argparse.Namespace:

@@ -17,7 +17,7 @@ from helpers.conversion.logits import LogitsCheck
 from helpers.conversion.steps import export_job
 from helpers.distill import bridge, bridge_export, nodes, runs
 from helpers.distill.budget import plan
-from helpers.distill.steps import memory_estimates
+from helpers.distill.steps import CURVES, memory_estimates
 from helpers.distill.live import VAL, LiveCurves
 from helpers.errors import SettingError
 from helpers.launch import run, torchrun
@@ -109,12 +109,14 @@ def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool
 
 def curves(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
     """Training and validation loss of each run by step (steps completed), read from the event files."""
-    frames = [bridge.scalars(run_dir(ws, kind)).query("tag in @CURVES").assign(student=kind) for kind in kinds]
+    tables = {kind: bridge.scalars(run_dir(ws, kind)) for kind in kinds}
+    frames = [table[table["tag"].isin(CURVES)].assign(student=kind) for kind, table in tables.items()]
     return pd.concat(frames, ignore_index=True)
 
 
 def _series(ws: Workspace, kind: str, tag: str) -> pd.Series:
-    table = bridge.scalars(run_dir(ws, kind)).query("tag == @tag")
+    table = bridge.scalars(run_dir(ws, kind))
+    table = table[table["tag"] == tag]
     return pd.Series(table["value"].to_numpy(), index=table["step"].to_numpy(), name=tag)
 
 

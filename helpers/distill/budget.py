@@ -122,20 +122,24 @@ def checkpoint_copies(async_saves: bool) -> int:
     return 4 if async_saves else 3
 
 
-def disk_estimate(teacher: int, students: dict[str, int], data_gb: float, async_saves: bool = True) -> pd.DataFrame:
+def disk_estimate(teacher: int, students: dict[str, int], data_gb: float, async_saves: bool = True, kept: int | None = None) -> pd.DataFrame:
     """Disk a full run writes, in GB, from parameter counts: what stays, and the peak while the last distillation saves.
 
     The runs go one after the other (notebook 03), so the peak is everything before the last run, plus that run's
-    checkpoints in flight (`checkpoint_copies`) around one of its validations.
+    checkpoints in flight (`checkpoint_copies`) around one of its validations. `kept`: the checkpoints a run keeps
+    on the Megatron-Bridge route (every validation's: Bridge has no "keep the best"), where the teacher and the
+    pruned students are Hugging Face checkpoints only; None: the NeMo 2 route's, which keeps the best and the last.
     """
     copies = checkpoint_copies(async_saves)
-    run = {kind: 2 * n * CHECKPOINT_BYTES for kind, n in students.items()}
+    bridge = kept is not None
+    kept = kept or 2
+    run = {kind: kept * n * CHECKPOINT_BYTES for kind, n in students.items()}
     rows = [
         ("teacher, Hugging Face (bf16)", teacher * 2),
-        ("teacher, NeMo 2 (bf16)", teacher * 2),
-        *((f"{kind}-pruned student, NeMo 2", n * 2) for kind, n in students.items()),
-        *((f"{kind}-pruned student, exported to Hugging Face", n * 2) for kind, n in students.items()),
-        *((f"{kind} distillation: best and last checkpoint with optimizer state ({CHECKPOINT_BYTES} B per parameter)", run[kind]) for kind in students),
+        *([] if bridge else [("teacher, NeMo 2 (bf16)", teacher * 2)]),
+        *((f"{kind}-pruned student, {'Hugging Face' if bridge else 'NeMo 2'}", n * 2) for kind, n in students.items()),
+        *([] if bridge else [(f"{kind}-pruned student, exported to Hugging Face", n * 2) for kind, n in students.items()]),
+        *((f"{kind} distillation: {kept} checkpoints with optimizer state ({CHECKPOINT_BYTES} B per parameter)", run[kind]) for kind in students),
         *((f"{kind}-distilled student, exported to Hugging Face", n * 2) for kind, n in students.items()),
     ]
     table = pd.DataFrame(rows, columns=["item", "GB"]).set_index("item") / 1e9
