@@ -34,7 +34,7 @@ print(json.dumps(checks))
 
 
 @pytest.fixture(scope="module")
-def checks(ws) -> dict[str, LogitsCheck]:
+def checks(ws, nemo2_only) -> dict[str, LogitsCheck]:
     """Every comparison below, in two interpreters started together: the checkpoints as they are, and a bad import."""
     as_is = {"teacher": (ws.teacher, ws.hf_teacher)} | {
         f"{kind}-distilled": ((ws.distill_logs / f"{ws.model_name}-nemo-{kind}-pruned-distill" / "best").resolve(), ws.exported(f"{kind}-distilled"))
@@ -111,7 +111,18 @@ def test_the_bf16_check_passes_rounding_and_sees_dropped_norms(ws, require):
     assert dropped.mean_kl > 100 * rounded.mean_kl, dropped
 
 
-@pytest.mark.parametrize("report", ["import", "export-depth-pruned", "export-width-pruned", "export-depth-distilled", "export-width-distilled"])
-def test_every_conversion_the_notebooks_ran_passed_its_check(ws, require, report):
-    saved = json.loads(require(ws.results / f"{report}-logits.json", "01-04").read_text())
+def report(ws, label: str):
+    """Where the route's step saved the logits check of `label`: the import, or a student's conversion (on the
+    Megatron-Bridge route pruning writes Hugging Face students and checks each in its own folder)."""
+    if label == "import":
+        return ws.results / "import-logits.json"
+    kind, stage = label.rsplit("-", 1)
+    if ws.route == "bridge" and stage == "pruned":
+        return ws.pruned(kind) / "logits.json"
+    return ws.results / f"export-{label}-logits.json"
+
+
+@pytest.mark.parametrize("label", ["import", "depth-pruned", "width-pruned", "depth-distilled", "width-distilled"])
+def test_every_conversion_the_notebooks_ran_passed_its_check(ws, require, label):
+    saved = json.loads(require(report(ws, label), "01-04").read_text())
     assert LogitsCheck(**saved["logits"]).passed

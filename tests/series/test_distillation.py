@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import distill, events
+from helpers import distill
 from helpers.distill import runs
 from helpers.distill.budget import plan
 from helpers.profiles import KINDS
@@ -17,13 +17,20 @@ from helpers.profiles import KINDS
 KD_LOSS_FALLS = 0.7
 
 
+def curve(ws, kind: str, tag: str):
+    """One of the route's curves by step: "val_loss" (the student's own loss) or "reduced_train_loss" (the KD loss)."""
+    table = distill.curves(ws, [kind])
+    table = table[table["tag"] == tag]
+    return table.set_index("step")["value"].sort_index()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_distillation_lowers_the_kd_loss(profile, ws, require, kind):
-    run_dir = require(distill.run_dir(ws, kind) / "best.json", "03").parent
-    val = events.series(run_dir, "val_loss")
+    require(distill.run_dir(ws, kind) / "best.json", "03")
+    val = curve(ws, kind, "val_loss")
     kd = plan(profile.distill, profile.data.seq_length)
     assert list(val.index) == list(range(0, kd.max_steps + 1, kd.interval))  # before training, then every interval
-    train = events.series(run_dir, "reduced_train_loss")  # the KL divergence from the teacher on each step's batch
+    train = curve(ws, kind, "reduced_train_loss")  # the KL divergence from the teacher on each step's batch
     assert list(train.index) == list(range(1, kd.max_steps + 1))
     assert train.iloc[-3:].mean() < KD_LOSS_FALLS * train.iloc[:3].mean(), train.to_dict()
 
@@ -32,6 +39,6 @@ def test_distillation_lowers_the_kd_loss(profile, ws, require, kind):
 def test_the_best_checkpoint_holds_the_weights_that_scored_best(ws, require, kind):
     run_dir = distill.run_dir(ws, kind)
     best = runs.best(require(run_dir / "best.json", "03").parent)
-    val = events.series(run_dir, "val_loss").drop(index=0)  # step 0 is the pruned student: no checkpoint
+    val = curve(ws, kind, "val_loss").drop(index=0)  # step 0 is the pruned student: no checkpoint
     assert best["step"] == int(val.idxmin()) and best["val_loss"] == pytest.approx(val.min(), abs=1e-4)
     assert (run_dir / "best").resolve() == Path(best["checkpoint"]).resolve()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.checkpoints import architecture, weight_shapes
+from helpers.checkpoints import architecture, is_hf_checkpoint, weight_shapes
 from helpers.prune import importance
 
 
@@ -44,6 +44,12 @@ def test_depth_pruning_dropped_the_least_important_layers(profile, ws, require):
 
 
 def embedding(checkpoint):
+    """The embedding matrix of a NeMo 2 or a Hugging Face checkpoint."""
+    if is_hf_checkpoint(checkpoint):
+        from safetensors import safe_open
+
+        (file,) = [f for f in checkpoint.glob("*.safetensors") if "model.embed_tokens.weight" in safe_open(f, "pt").keys()]
+        return safe_open(file, "pt").get_tensor("model.embed_tokens.weight").float().numpy()
     import torch.distributed.checkpoint as dcp
 
     key = "module.embedding.word_embeddings.weight"
@@ -73,7 +79,7 @@ def test_teacher_and_pruned_students_were_scored_on_the_same_windows(ws, require
     assert len({round(loss, 4) for loss in losses.values()}) == 3  # the cuts changed the predictions
 
 
-def test_a_target_modelopt_cannot_honour_is_refused_before_loading(profile, ws, require, tmp_path):
+def test_a_target_modelopt_cannot_honour_is_refused_before_loading(profile, ws, require, tmp_path, nemo2_only):
     save = tmp_path / "pruned"
     command = [sys.executable, "-m", "helpers.prune", "--devices", "1", "--restore_path", str(require(ws.teacher, "01")),
                "--save_path", str(save), "--seq_length", "128", "--mbs", "4", "--num_train_samples", "64",
