@@ -65,8 +65,10 @@ def have_transformer_engine() -> bool:
     """Whether NeMo builds Transformer Engine layers, decided by the import NeMo's own layer choice makes
     (`safe_import("transformer_engine")`, nemo/collections/llm/gpt/model/base.py:40): a TE that is installed but
     fails to import (a CUDA or driver mismatch) leaves NeMo on the local spec, where finding the package would not."""
-    from nemo.utils.import_utils import safe_import
-
+    try:
+        from nemo.utils.import_utils import safe_import
+    except ImportError:  # the Megatron-Bridge route's environment: the same decision, Megatron-Core's plain import
+        return bridge.have_transformer_engine()
     return safe_import("transformer_engine")[1]
 
 
