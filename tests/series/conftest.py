@@ -39,7 +39,7 @@ def require():
     return check
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def nemo2_only(route):
     """For a check of what only NeMo 2's route does (its conversions, its run layout): skipped on the other route."""
     if route.name != "nemo2":
