@@ -14,6 +14,8 @@ VENV_bridge := .venv-bridge
 LOCK_bridge := requirements/bridge/lock.txt
 VENV := $(or $(VENV_$(ROUTE)),$(error ROUTE=$(ROUTE) is not a route: use ROUTE=nemo2 or ROUTE=bridge))
 
+NOTEBOOKS := 01_model_and_data_preparation.ipynb 02_pruning.ipynb 03_distillation.ipynb 04_depth_vs_width_comparison.ipynb
+
 .PHONY: run test env clean lock
 
 run: $(VENV)/.ready
@@ -23,7 +25,7 @@ run: $(VENV)/.ready
 # Then the Megatron-Bridge route in its own environment: its unit tests, the tiny series and the same checks.
 test: $(VENV_nemo2)/.ready $(VENV_bridge)/.ready
 	$(VENV_nemo2)/bin/python -m pytest -n 2
-	TUTORIAL_ROUTE=bridge $(VENV_bridge)/bin/python -m pytest -n 2 tests/bridge $(wildcard 0[1-4]_*.ipynb) tests/series
+	TUTORIAL_ROUTE=bridge $(VENV_bridge)/bin/python -m pytest -n 2 tests/bridge $(NOTEBOOKS) tests/series
 
 env: $(VENV)/.ready
 
