@@ -72,7 +72,7 @@ def stop_distributed() -> None:
 def load(hf_dir: Path, pp_size: int = 1, *, first_stage_layers: int | None = None, last_stage_layers: int | None = None) -> Loaded:
     """Build the Hugging Face checkpoint at `hf_dir` as a Megatron-Core GPT model in its own dtype, split into
     `pp_size` pipeline stages (this process holds one), with the weights loaded, in eval mode: Transformer Engine's
-    layers (the provider's default), or without TE Megatron's local ones (`rehearsal.bridge.local_layer_spec`)."""
+    layers (the provider's default), or without TE Megatron's local ones (`rehearsal.bridge.without_transformer_engine`)."""
     from helpers import rehearsal
 
     rehearsal.enable_bridge()
@@ -88,7 +88,7 @@ def load(hf_dir: Path, pp_size: int = 1, *, first_stage_layers: int | None = Non
     provider.num_layers_in_last_pipeline_stage = last_stage_layers
     if pp_size > 1:
         provider.pipeline_dtype = provider.params_dtype
-    rehearsal.bridge.local_layer_spec(provider)
+    rehearsal.bridge.without_transformer_engine(provider)
     provider.finalize()
     model = provider.provide_distributed_model(wrap_with_ddp=False, use_cpu_initialization=rehearsal.bridge.cpu_initialization())
     for module in model:

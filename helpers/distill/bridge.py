@@ -229,7 +229,7 @@ def provider(args: argparse.Namespace, hf_path: str):
 
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "32": torch.float32}[args.precision]
     model = AutoBridge.from_hf_pretrained(hf_path).to_megatron_provider(load_weights=True)
-    bridge.local_layer_spec(model)
+    bridge.without_transformer_engine(model)
     model.tensor_model_parallel_size = args.tp_size
     model.sequence_parallel = args.tp_size > 1
     model.pipeline_model_parallel_size = args.pp_size

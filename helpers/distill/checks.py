@@ -62,9 +62,11 @@ def check_distill_args(args: argparse.Namespace, facts: DistillFacts) -> None:
 
 
 def _tokenizer_digest(checkpoint: Path) -> str:
-    """A digest of the tokenizer's files: in a Hugging Face folder, those of HF_TOKENIZER_FILES (not the model's own,
-    nor files other tools leave there); in a NeMo checkpoint, its tokenizer folder's."""
+    """A digest of the tokenizer's files: in a Hugging Face folder its tokenizer.json, else those of HF_TOKENIZER_FILES
+    (not the model's own, nor files other tools leave there); in a NeMo checkpoint, its tokenizer folder's."""
     hf = is_hf_checkpoint(checkpoint)
+    if hf and (checkpoint / "tokenizer.json").is_file():  # what decides the ids; tokenizer_config.json may name the
+        return hashlib.sha256((checkpoint / "tokenizer.json").read_bytes()).hexdigest()  # slow or the fast class alike
     files = sorted(p for p in tokenizer_dir(checkpoint).glob("*") if (p.name in HF_TOKENIZER_FILES if hf else p.suffix in {".json", ".txt", ".model"}))
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 

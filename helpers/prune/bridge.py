@@ -139,7 +139,10 @@ def calibration_loop(args: argparse.Namespace, loaded: conversion.Loaded):
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
     from megatron.core.datasets.utils import get_blend_from_list
 
-    tokenizer = build_tokenizer(TokenizerConfig(tokenizer_type="HuggingFaceTokenizer", tokenizer_model=args.hf_model_name_or_path))
+    # The fast tokenizer, as notebook 01 tokenized the data with: Megatron's default is the slow one (a Llama's needs
+    # SentencePiece and a tokenizer.model that a checkpoint with only tokenizer.json lacks).
+    hf = TokenizerConfig(tokenizer_type="HuggingFaceTokenizer", tokenizer_model=args.hf_model_name_or_path, hf_tokenizer_kwargs={"use_fast": True})
+    tokenizer = build_tokenizer(hf)
     config = GPTDatasetConfig(
         random_seed=SEED, sequence_length=args.seq_length, blend=get_blend_from_list(args.data_paths), split=args.split,
         path_to_cache=args.index_mapping_dir, tokenizer=tokenizer, reset_position_ids=False, reset_attention_mask=False,

@@ -117,17 +117,23 @@ def import_without_transformer_engine() -> None:
     sys.meta_path.insert(0, _ScopedFinder())
 
 
-def local_layer_spec(provider) -> None:
-    """Build the provider's models with Megatron's local layers (plain torch modules) instead of TE's.
+def without_transformer_engine(provider) -> None:
+    """Build the provider's models with Megatron's local layers (plain torch modules) and no TE fusion.
 
     megatron/bridge/models/gpt_provider.py:116-121 (`default_layer_spec`) always returns a TE spec; Megatron-Core's
-    TE layers need Transformer Engine. `local_layer_spec` (:79) is Bridge's own spec without it.
+    TE layers need Transformer Engine. `local_layer_spec` (:79) is Bridge's own spec without it. And the Llama
+    bridge turns TE's fused rotary embedding on (megatron/bridge/models/llama/llama_bridge.py:70), which
+    Megatron-Core's TransformerConfig refuses without TE ("apply_rope_fusion is not available. Please install
+    TE >= 1.4", megatron/core/transformer/transformer_config.py:1550), and its provider Apex's persistent layer norm
+    (llama/llama_provider.py `persist_layer_norm = True`), which torch's norms refuse
+    (megatron/core/transformer/torch_norm.py:30).
     """
     if have_transformer_engine():
         return
     from megatron.bridge.models.gpt_provider import local_layer_spec as spec
 
     provider.transformer_layer_spec = spec
+    provider.apply_rope_fusion = provider.persist_layer_norm = False
 
 
 def cpu_initialization() -> bool:
