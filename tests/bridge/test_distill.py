@@ -23,6 +23,9 @@ from helpers.workspace import Workspace
 
 TINY = get_profile("tiny")
 PROFILE = replace(TINY, distill=replace(TINY.distill, num_tokens=4 * 4 * 128, interval=2))  # 4 steps of 4 x 128 tokens
+# The killed run: 16 steps, so that after its first checkpoint seven more saves (each ~1 s on CPU) lie ahead of the
+# kill. With 4 steps the run could finish before a test worker at the lowest CPU priority noticed the first one.
+LONG = replace(PROFILE, distill=replace(PROFILE.distill, num_tokens=16 * 4 * 128))
 
 
 def student(ws: Workspace, kind: str, tokenizer):
@@ -89,23 +92,25 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(ws):
     run_dir, log = bridge_steps.run_dir(ws, "width"), ws.logs / "killed.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as output:
-        launcher = subprocess.Popen(bridge_steps.command(PROFILE, ws, "width"), stdout=output, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True)
+        launcher = subprocess.Popen(bridge_steps.command(LONG, ws, "width"), stdout=output, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True)
     deadline = time.monotonic() + 300
     while not bridge.checkpoints(run_dir):
         assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
+        time.sleep(0.05)
     processes = [psutil.Process(launcher.pid), *psutil.Process(launcher.pid).children(recursive=True)]
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()  # as a lost machine stops them: no clean-up
     psutil.wait_procs(processes)
     launcher.wait()
-    assert runs.state(run_dir, 4, bridge.LAYOUT).status == "partial"
-    best = bridge_steps.run_distillation(PROFILE, ws, "width")
+    state = runs.state(run_dir, 16, bridge.LAYOUT)
+    assert state.status == "partial", state
+    killed_at = bridge.checkpoints(run_dir)[-1].step
+    best = bridge_steps.run_distillation(LONG, ws, "width")
     resumed = (ws.logs / "03-distill-width.log").read_text()
-    assert "interrupted at step 2 of 4: training resumes from there" in resumed
-    assert "iteration        1/" not in resumed and "iteration        3/" in resumed
-    assert best["step"] in (2, 4) and runs.state(run_dir, 4, bridge.LAYOUT).status == "finished"
+    assert f"interrupted at step {killed_at} of 16: training resumes from there" in resumed
+    assert "iteration        1/" not in resumed and f"iteration {killed_at + 1:8d}/" in resumed
+    assert best["step"] % 2 == 0 and runs.state(run_dir, 16, bridge.LAYOUT).status == "finished"
 
 
 def test_the_exported_students_give_the_checkpoints_logits(ws, depth):
