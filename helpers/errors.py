@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 
@@ -33,6 +34,15 @@ def raise_if_any(problems: list[Problem]) -> None:
     """Report every problem at once, so a user fixes them in one go instead of one per launch."""
     if problems:
         raise SettingError(*problems)
+
+
+def refusal(check: Callable[[], object]) -> str | None:
+    """What `check` refuses, as the user would read it, or None if it passes."""
+    try:
+        check()
+    except SettingError as error:
+        return str(error)
+    return None
 
 
 def flag(name: str) -> str:

@@ -31,16 +31,28 @@ _MODULES = {
 }  # fmt: skip
 # Route-dependent: each route's steps module has these, with the same signatures (the workspace comes first or second).
 _ROUTED = (
-    "best", "curves", "export_students", "kd_config_state", "memory_measured", "refusal", "run_dir",
-    "run_distillation", "step_seconds", "summary", "write_slurm_scripts",
+    "best", "check_flags", "curves", "export_students", "memory_measured", "run_dir", "run_distillation",
+    "step_seconds", "summary", "write_slurm_scripts",
 )  # fmt: skip
 _ROUTE_STEPS = {"nemo2": "steps", "bridge": "bridge_steps"}
-__all__ = [*_MODULES, *_ROUTED, "steps_for"]
+__all__ = [*_MODULES, *_ROUTED, "kd_config_state", "refusal", "steps_for"]
 
 
 def steps_for(ws):
     """The steps module of the workspace's route."""
     return import_module(f"{__name__}.{_ROUTE_STEPS[ws.route]}")
+
+
+def kd_config_state(profile, ws, kind: str, kd_config):
+    """Check a launch of the `kind` student with another loss (`--kd_config`); return where that run stands."""
+    return steps_for(ws).check_flags(profile, ws, kind, kd_config=kd_config)
+
+
+def refusal(profile, ws, kind: str) -> str | None:
+    """What the entry point would say, before loading anything, to the `kind` student's flags under `profile`."""
+    from helpers.errors import refusal
+
+    return refusal(lambda: steps_for(ws).check_flags(profile, ws, kind))
 
 
 def _routed(name: str):

@@ -19,7 +19,6 @@ from helpers.distill import bridge, bridge_export, nodes, runs
 from helpers.distill.budget import plan
 from helpers.distill.steps import CURVES, memory_estimates
 from helpers.distill.live import VAL, LiveCurves
-from helpers.errors import SettingError
 from helpers.launch import run, torchrun
 from helpers.plots import color
 from helpers.profiles import KINDS, Profile
@@ -65,18 +64,9 @@ def best(ws: Workspace, kind: str) -> dict:
     return runs.best(run_dir(ws, kind))
 
 
-def kd_config_state(profile: Profile, ws: Workspace, kind: str, kd_config: Path) -> runs.RunState:
-    """Check a launch of the `kind` student with another loss (`--kd_config`); return where that run stands."""
-    return bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, kd_config=kd_config)))
-
-
-def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
-    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
-    try:
-        bridge.check(bridge.parser().parse_args(flags(profile, ws, kind)))
-    except SettingError as error:
-        return str(error)
-    return None
+def check_flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = None, overwrite: bool = False) -> runs.RunState:
+    """The entry point's checks of the `kind` student's flags (raises SettingError); where that run stands."""
+    return bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, kd_config, overwrite)))
 
 
 def memory_measured(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
@@ -94,7 +84,7 @@ def write_slurm_scripts(planned: list[nodes.NodePlan], ws: Workspace, scenario: 
 
 def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> dict:
     """Check the settings, then distill with torchrun (resuming an interrupted run); return the best checkpoint."""
-    state = bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, overwrite=overwrite)))
+    state = check_flags(profile, ws, kind, overwrite=overwrite)
     print(f"{run_name(ws, kind)}: {state}.")
     if state.status == "finished":
         return runs.record_best(run_dir(ws, kind), bridge.LAYOUT)

@@ -11,7 +11,6 @@ from helpers.checkpoints import is_hf_checkpoint
 from helpers.distill import budget, cli, nodes, runs
 from helpers.distill.budget import memory_per_device, model_shape, plan
 from helpers.distill.live import LiveCurves
-from helpers.errors import SettingError
 from helpers.launch import run, torchrun
 from helpers.plots import color
 from helpers.profiles import KINDS, Profile
@@ -58,7 +57,7 @@ def command(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None =
 
 def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> dict:
     """Check the settings, then distill with torchrun (resuming an interrupted run); return the best checkpoint."""
-    state = cli.check(cli.parser().parse_args(flags(profile, ws, kind, overwrite=overwrite)))
+    state = check_flags(profile, ws, kind, overwrite=overwrite)
     print(f"{run_name(ws, kind)}: {state}.")
     if state.status == "finished":
         return runs.record_best(run_dir(ws, kind))
@@ -76,18 +75,9 @@ def best(ws: Workspace, kind: str) -> dict:
     return runs.best(run_dir(ws, kind))
 
 
-def kd_config_state(profile: Profile, ws: Workspace, kind: str, kd_config: Path) -> runs.RunState:
-    """Check a launch of the `kind` student with another loss (`--kd_config`); return where that run stands."""
-    return cli.check(cli.parser().parse_args(flags(profile, ws, kind, kd_config=kd_config)))
-
-
-def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
-    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
-    try:
-        cli.check(cli.parser().parse_args(flags(profile, ws, kind)))
-    except SettingError as error:
-        return str(error)
-    return None
+def check_flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | None = None, overwrite: bool = False) -> runs.RunState:
+    """The entry point's checks of the `kind` student's flags (raises SettingError); where that run stands."""
+    return cli.check(cli.parser().parse_args(flags(profile, ws, kind, kd_config, overwrite)))
 
 
 def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, conversion.LogitsCheck]:

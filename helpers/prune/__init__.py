@@ -31,7 +31,17 @@ def steps_for(ws):
 
 def run_pruning(profile, ws, kind: str, overwrite: bool = False):
     """Check the settings, then prune with torchrun; reuse a finished student unless `overwrite`. Returns its path."""
-    return steps_for(ws).run_pruning(profile, ws, kind, overwrite)
+    from helpers.launch import run
+
+    steps = steps_for(ws)
+    path = steps.output(ws, kind)
+    if not overwrite and steps.is_done(path, profile, kind):
+        print(f"Reusing the {kind}-pruned student at {path} (set OVERWRITE = True to prune again).")
+        return path
+    replace = overwrite or path.exists()  # a stale or differently-pruned student is replaced
+    steps.check_flags(profile, ws, kind, replace)  # refuses before launching
+    run(steps.command(profile, ws, kind, replace), ws.logs / f"02-prune-{kind}.log")
+    return path
 
 
 def command(profile, ws, kind: str, overwrite: bool = False) -> list[str]:
@@ -41,7 +51,9 @@ def command(profile, ws, kind: str, overwrite: bool = False) -> list[str]:
 
 def refusal(profile, ws, kind: str) -> str | None:
     """What the entry point would say, before loading anything, to the `kind` student's flags under `profile`."""
-    return steps_for(ws).refusal(profile, ws, kind)
+    from helpers.errors import refusal
+
+    return refusal(lambda: steps_for(ws).check_flags(profile, ws, kind))
 
 
 def students(ws, overwrite: bool = False) -> dict:

@@ -1,6 +1,6 @@
-"""Notebook 02's steps on the Megatron-Bridge route: the `helpers.prune.bridge` commands a profile implies, checked,
-then launched. Same names and contracts as `steps` (the NeMo 2 route's); the teacher and the students are Hugging
-Face checkpoints (`ws.teacher`, `ws.pruned(kind)`)."""
+"""Notebook 02's steps on the Megatron-Bridge route: the `helpers.prune.bridge` commands a profile implies, and their
+checks (`helpers.prune.run_pruning` launches them). Same names and contracts as `steps` (the NeMo 2 route's); the
+teacher and the students are Hugging Face checkpoints (`ws.teacher`, `ws.pruned(kind)`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from helpers.checkpoints import architecture, is_hf_checkpoint
 from helpers.conversion import LogitsCheck
-from helpers.errors import SettingError, refuse
-from helpers.launch import run, torchrun
+from helpers.errors import refuse
+from helpers.launch import torchrun
 from helpers.profiles import KINDS, Profile
 from helpers.prune import bridge, importance
 from helpers.workspace import Workspace
@@ -63,25 +63,9 @@ def is_done(path: Path, profile: Profile, kind: str) -> bool:
     return record.get("targets") == wanted and all(getattr(arch, name) == value for name, value in wanted.items())
 
 
-def run_pruning(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> Path:
-    """Check the settings, then prune with torchrun; reuse a finished student unless `overwrite`."""
-    path = output(ws, kind)
-    if not overwrite and is_done(path, profile, kind):
-        print(f"Reusing the {kind}-pruned student at {path} (set OVERWRITE = True to prune again).")
-        return path
-    replace = overwrite or path.exists()  # a stale or differently-pruned student is replaced
-    bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, replace)))  # refuses before launching
-    run(command(profile, ws, kind, replace), ws.logs / f"02-prune-{kind}.log")
-    return path
-
-
-def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
-    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
-    try:
-        bridge.check(bridge.parser().parse_args(flags(profile, ws, kind)))
-    except SettingError as error:
-        return str(error)
-    return None
+def check_flags(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> None:
+    """The entry point's checks of the `kind` student's flags (raises SettingError), before anything is launched."""
+    bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, overwrite)))
 
 
 def students(ws: Workspace, overwrite: bool = False) -> dict[str, LogitsCheck]:

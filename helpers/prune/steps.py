@@ -1,4 +1,5 @@
-"""Notebook 02's steps: the `helpers.prune` commands a profile implies, checked, then launched."""
+"""Notebook 02's steps on the NeMo 2 route: the `helpers.prune` commands a profile implies, and their checks
+(`helpers.prune.run_pruning` launches them)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from pathlib import Path
 from helpers.checkpoints import architecture, is_nemo_checkpoint
 from helpers.conversion import LogitsCheck
 from helpers.conversion import export as export_to_hf
-from helpers.errors import SettingError
-from helpers.launch import run, torchrun
+from helpers.launch import torchrun
 from helpers.profiles import KINDS, Profile
 from helpers.prune import cli, importance
 from helpers.workspace import Workspace
@@ -56,25 +56,14 @@ def is_done(path: Path, profile: Profile, kind: str) -> bool:
     return all(getattr(arch, name.removeprefix("target_")) == value for name, value in targets(profile, kind).items())
 
 
-def run_pruning(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> Path:
-    """Check the settings, then prune with torchrun; reuse a finished student unless `overwrite`."""
-    output = ws.pruned(kind)
-    if not overwrite and is_done(output, profile, kind):
-        print(f"Reusing the {kind}-pruned student at {output} (set OVERWRITE = True to prune again).")
-        return output
-    replace = overwrite or output.exists()  # a stale or differently-pruned student is replaced
-    cli.check(cli.parser().parse_args(flags(profile, ws, kind, replace)))  # refuses before launching
-    run(command(profile, ws, kind, replace), ws.logs / f"02-prune-{kind}.log")
-    return output
+def output(ws: Workspace, kind: str) -> Path:
+    """Where `run_pruning` looks for the `kind` student."""
+    return ws.pruned(kind)
 
 
-def refusal(profile: Profile, ws: Workspace, kind: str) -> str | None:
-    """The entry point's refusal of the `kind` student's flags under `profile`, or None if they pass."""
-    try:
-        cli.check(cli.parser().parse_args(flags(profile, ws, kind)))
-    except SettingError as error:
-        return str(error)
-    return None
+def check_flags(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False) -> None:
+    """The entry point's checks of the `kind` student's flags (raises SettingError), before anything is launched."""
+    cli.check(cli.parser().parse_args(flags(profile, ws, kind, overwrite)))
 
 
 def students(ws: Workspace, overwrite: bool = False) -> dict[str, LogitsCheck]:

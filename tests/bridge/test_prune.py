@@ -13,6 +13,7 @@ from small_hf import data_prefix, small_hf_qwen3, tensors
 from helpers.checkpoints import architecture
 from helpers.launch import torchrun
 from helpers.profiles import get_profile
+from helpers import prune as pruning
 from helpers.prune import bridge, bridge_steps, importance
 from helpers.workspace import Workspace
 
@@ -130,13 +131,13 @@ def test_the_notebook_steps_reuse_finished_students_and_their_checks(teacher, de
     tiny = get_profile("tiny")
     settings = dataclasses.replace(tiny.prune, depth_num_layers=2, width_hidden_size=64, width_ffn_hidden_size=128, drop_layers=(1, 4))
     profile = dataclasses.replace(tiny, prune=settings)
-    assert bridge_steps.run_pruning(profile, ws, "depth") == ws.pruned("depth") and "Reusing" in capsys.readouterr().out
+    assert pruning.run_pruning(profile, ws, "depth") == ws.pruned("depth") and "Reusing" in capsys.readouterr().out
     assert bridge_steps.is_done(ws.pruned("width"), profile, "width") and not bridge_steps.is_done(ws.pruned("depth"), profile, "width")
     assert bridge_steps.is_done(ws.pruned("depth"), profile, "drop") == (importance.load(depth[0])["dropped_layers"] == [1, 4])
     checks = bridge_steps.students(ws)
     assert set(checks) == {"depth-pruned", "width-pruned"} and all(check.passed and check.dtype == "float32" for check in checks.values())
     off_grid = dataclasses.replace(profile, prune=dataclasses.replace(settings, width_hidden_size=96))
-    assert "--prune_export_config hidden_size: 96 is not a multiple of 64" in bridge_steps.refusal(off_grid, ws, "width")
+    assert "--prune_export_config hidden_size: 96 is not a multiple of 64" in pruning.refusal(off_grid, ws, "width")
     for kind in ("depth", "width", "drop"):
         command = bridge_steps.command(profile, ws, kind)
         assert command[command.index("-m") + 1] == "helpers.prune.bridge"
