@@ -1,0 +1,5 @@
+import sys
+
+from helpers.quantize.cli import main
+
+sys.exit(main())
