@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import warnings
 
 import torch
 
@@ -41,7 +42,8 @@ def fp8_supported() -> str | None:
         return f"ModelOpt cannot be imported: {error}"
     x = torch.tensor([0.3, -1.7, 2.0], device=device())
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the extension loader's "Loading extension ..."
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the extension loader's notes
+            warnings.simplefilter("ignore")
             scaled_e4m3(x, x.abs().amax(), None, 4, 3)
     except RuntimeError as error:
         return f"ModelOpt {modelopt.__version__} cannot fake-quantize FP8 on the {device()}: {str(error).strip()}"

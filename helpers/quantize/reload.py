@@ -64,7 +64,8 @@ def stored_scales(path: Path) -> dict[str, torch.Tensor]:
     scales = {}
     for file in sorted(path.glob("*.safetensors")):
         with safe_open(file, framework="pt") as tensors:
-            scales |= {name: tensors.get_tensor(name) for name in tensors.keys() if name.endswith("_scale")}
+            names = tensors.keys()  # safe_open is not iterable
+            scales |= {name: tensors.get_tensor(name) for name in names if name.endswith("_scale")}
     return scales
 
 
