@@ -151,6 +151,22 @@ class Architecture:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def parameter_counts(self, tied_embeddings: bool) -> dict[str, int]:
+        """Parameters per component of a Qwen3 of these sizes (gated MLP, RMSNorms, q/k norms), as the module's
+        `parameter_counts` sums a checkpoint's (a Llama, without q/k norms, has 2 x head_dim x layers fewer)."""
+        h, d, layers = self.hidden_size, self.head_dim, self.num_layers
+        attention = h * (self.num_attention_heads + 2 * self.num_query_groups) * d + self.num_attention_heads * d * h
+        counts = {
+            "embeddings": self.vocab_size * h,
+            "attention": layers * attention,
+            "mlp": layers * 3 * h * self.ffn_hidden_size,
+            "norms": layers * (2 * h + 2 * d) + h,
+            "output layer": 0 if tied_embeddings else self.vocab_size * h,
+        }
+        counts["total"] = sum(counts[c] for c in COMPONENTS)
+        counts["non-embedding"] = counts["total"] - counts["embeddings"] - counts["output layer"]
+        return counts
+
 
 def architecture(path: Path) -> Architecture:
     """Layers, widths and heads measured on the stored weights."""

@@ -19,13 +19,14 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import conversion, distill, prune
-from helpers.checkpoints import COMPONENTS, Architecture
+from helpers.checkpoints import Architecture
 from helpers.distill import budget, nodes
 from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
 from helpers.evaluate import losses, mmlu
 from helpers.profiles import KINDS, Profile
-from helpers.routes import get_route
+from helpers.prune import search
+from helpers.routes import SEARCHED, get_route
 from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
 
@@ -62,22 +63,6 @@ def published_teacher(hf_id: str) -> Teacher:
     return Teacher(arch, config["tie_word_embeddings"])
 
 
-def parameter_counts(arch: Architecture, tied_embeddings: bool) -> dict[str, int]:
-    """Parameters per component of a Qwen3 (gated MLP, RMSNorms, q/k norms), as `checkpoints.parameter_counts` sums them."""
-    h, d, layers = arch.hidden_size, arch.head_dim, arch.num_layers
-    attention = h * (arch.num_attention_heads + 2 * arch.num_query_groups) * d + arch.num_attention_heads * d * h
-    counts = {
-        "embeddings": arch.vocab_size * h,
-        "attention": layers * attention,
-        "mlp": layers * 3 * h * arch.ffn_hidden_size,
-        "norms": layers * (2 * h + 2 * d) + h,
-        "output layer": 0 if tied_embeddings else arch.vocab_size * h,
-    }
-    counts["total"] = sum(counts[c] for c in COMPONENTS)
-    counts["non-embedding"] = counts["total"] - counts["embeddings"] - counts["output layer"]
-    return counts
-
-
 def student(teacher: Architecture, targets: dict) -> Architecture:
     """The architecture pruning to `targets` (the flags of `prune.targets`) leaves."""
     if "drop_layers" in targets:
@@ -96,13 +81,15 @@ def commands(profile: Profile, ws: Workspace) -> list[Step]:
     """Every command the four notebooks launch for `profile` on the workspace's route, built by the functions they call."""
     report = ws.results
     teacher_job = conversion.Job(ws.hf_teacher, ws.teacher, report / "import-logits.json")
-    distilled = {f"{kind}-distilled": distill.run_dir(ws, kind) / "best" for kind in KINDS}
+    distilled = {f"{kind}-distilled": distill.run_dir(ws, kind) / "best" for kind in ws.students}
     if ws.route == "bridge":
         from helpers.conversion import bridge as bridge_conversion
         from helpers.distill import bridge_export
 
         steps = [Step("01", "build the teacher with AutoBridge, then compare logits", bridge_conversion.command(teacher_job))]
         steps += [Step("02", f"prune: {kind}", prune.command(profile, ws, kind)) for kind in (*KINDS, "drop")]
+        steps.append(Step("02", f"prune: {SEARCHED} (search under {search_budget(profile):,} parameters)", prune.steps_for(ws).command(profile, ws, SEARCHED, params=search_budget(profile))))
+        steps.append(Step("02", "score every pruned student as the search does", prune.steps_for(ws).score_command(profile, ws)))
         exports = Step("04", "export the best distilled checkpoints", bridge_export.command(*(conversion.export_job(ws, label, path) for label, path in distilled.items())))
     else:
         steps = [Step("01", "import the teacher into NeMo 2, then compare logits", conversion.command("import", teacher_job))]
@@ -110,13 +97,13 @@ def commands(profile: Profile, ws: Workspace) -> list[Step]:
         pruned = (conversion.export_job(ws, f"{kind}-pruned", ws.pruned(kind)) for kind in KINDS)
         steps.append(Step("02", "export the pruned students", conversion.command("export", *pruned)))
         exports = Step("04", "export the best distilled checkpoints", conversion.command("export", *(conversion.export_job(ws, label, path) for label, path in distilled.items())))
-    students = {f"{kind}-pruned": ws.hf_model(f"{kind}-pruned") for kind in KINDS}
+    students = {f"{kind}-pruned": ws.hf_model(f"{kind}-pruned") for kind in ws.students}
     steps.append(Step("02", "validation loss of teacher and pruned students", losses.command({"teacher": ws.hf_teacher} | students, ws.data_prefix("validation"), profile.data.seq_length, 8, report / "02-losses.json")))
-    steps += [Step("03", f"distill: {kind}", distill.steps_for(ws).command(profile, ws, kind)) for kind in KINDS]
+    steps += [Step("03", f"distill: {kind}", distill.steps_for(ws).command(profile, ws, kind)) for kind in ws.students]
     steps.append(exports)
     if profile.evaluation.mmlu:
         devices = profile.distill.devices * profile.distill.num_nodes
-        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.hf_model(label), report / "mmlu" / label, devices=devices)) for label in ("teacher", "depth-distilled", "width-distilled")]
+        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.hf_model(label), report / "mmlu" / label, devices=devices)) for label in ("teacher", *(f"{kind}-distilled" for kind in ws.students))]
     return steps
 
 
@@ -140,13 +127,18 @@ def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Pr
         else:
             args = prune.parser().parse_args(_entry_arguments(command, "helpers.prune"))
             problems += _problems(lambda: check_prune_args(args, facts), f"prune {kind}")
-    teacher_size = parameter_counts(teacher.arch, teacher.tied_embeddings)["total"]
+    if SEARCHED in ws.students:
+        command = prune.steps_for(ws).command(profile, ws, SEARCHED, params=search_budget(profile))
+        args = prune_entry.parser().parse_args(_entry_arguments(command, "helpers.prune.bridge"))
+        facts = PruneFacts(source=teacher.arch, tied_embeddings=teacher.tied_embeddings)
+        problems += _problems(lambda: prune_entry.check_args(args, facts), f"prune {SEARCHED}")
+    teacher_size = teacher.arch.parameter_counts(teacher.tied_embeddings)["total"]
     for kind in KINDS:
         arch = student(teacher.arch, prune.targets(profile, kind))
         facts = DistillFacts(
             student=arch,
             teacher=teacher.arch,
-            student_parameters=parameter_counts(arch, teacher.tied_embeddings)["total"],
+            student_parameters=arch.parameter_counts(teacher.tied_embeddings)["total"],
             teacher_parameters=teacher_size,
             same_tokenizer=True,  # pruning keeps the teacher's tokenizer
             cuda=profile.gpu is not None,
@@ -161,6 +153,37 @@ def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Pr
     return problems
 
 
+def search_budget(profile: Profile) -> int:
+    """The searched student's budget as planned: the profile's, or the larger hand-picked student's planned size."""
+    if profile.prune.search.params:
+        return int(profile.prune.search.params)
+    teacher = published_teacher(profile.model.hf_id)
+    return max(student(teacher.arch, prune.targets(profile, kind)).parameter_counts(teacher.tied_embeddings)["total"] for kind in KINDS)
+
+
+# ModelOpt's pruning guide: ~10 minutes per candidate for an 8B model scored on 5% of MMLU, ~5 to rank (calibration).
+SEARCH_MINUTES = {"per candidate at 6B": 10, "ranking": 5}
+
+
+def search_section(profile: Profile, teacher: Teacher) -> str:
+    """The search as planned: budget against the teacher's size, limits, space, the candidates it will score, time."""
+    settings, params = profile.prune.search, search_budget(profile)
+    space = search.search_space(teacher.arch, settings.channel_divisor, settings.max_width_pruning, settings.max_depth_pruning, settings.hparams_to_skip)
+    scored = search.under_budget(teacher.arch, space, teacher.tied_embeddings, params, settings.top_k)
+    size = teacher.arch.parameter_counts(teacher.tied_embeddings)["total"]
+    minutes = SEARCH_MINUTES["ranking"] + sum(SEARCH_MINUTES["per candidate at 6B"] * p / 6e9 for _, p in scored)
+    lines = [
+        f"Architecture search ({SEARCHED}): budget {params:,} parameters ({params / size:.0%} of the teacher's {size:,}); "
+        f"at most {settings.max_width_pruning:.0%} of a width and {settings.max_depth_pruning:.0%} of the layers cut; score {settings.score_func}.",
+        *(f"    {name:20} {values}" for name, values in space.items()),
+        f"{len(search.candidates(teacher.arch, space, teacher.tied_embeddings))} combinations; the {len(scored)} largest under the budget are scored "
+        f"({scored[-1][1] / 1e9:.2f}B to {scored[0][1] / 1e9:.2f}B parameters)." if scored else "No combination fits the budget.",
+        f"Time: ~{minutes:.0f} minutes (ranking ~{SEARCH_MINUTES['ranking']}, then ~{SEARCH_MINUTES['per candidate at 6B']} minutes per "
+        "candidate of 6B scored on 5% of MMLU, as ModelOpt's pruning guide measures it, in proportion to each candidate's size).",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
 def _problems(check, step: str) -> list[Problem]:
     try:
         check()
@@ -170,7 +193,7 @@ def _problems(check, step: str) -> list[Problem]:
 
 
 def shape(arch: Architecture, tied: bool) -> budget.ModelShape:
-    return budget.ModelShape(parameter_counts(arch, tied)["total"], arch.num_layers, arch.hidden_size, arch.vocab_size)
+    return budget.ModelShape(arch.parameter_counts(tied)["total"], arch.num_layers, arch.hidden_size, arch.vocab_size)
 
 
 def shapes(profile: Profile) -> tuple[budget.ModelShape, dict[str, budget.ModelShape]]:
@@ -208,7 +231,7 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
     teacher_shape, student_shapes = shapes(profile)  # refuses a profile whose teacher is built on this machine
     teacher = published_teacher(profile.model.hf_id)
     archs = {"teacher": teacher.arch} | {f"{kind}-pruned": student(teacher.arch, prune.targets(profile, kind)) for kind in (*KINDS, "drop")}
-    sizes = pd.DataFrame({name: parameter_counts(arch, teacher.tied_embeddings) for name, arch in archs.items()}) / 1e9
+    sizes = pd.DataFrame({name: arch.parameter_counts(teacher.tied_embeddings) for name, arch in archs.items()}) / 1e9
     problems = check_commands(profile, ws, teacher)
     kd = budget.plan(profile.distill, profile.data.seq_length)
     route = get_route(ws.route)
@@ -222,6 +245,8 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
         f"Distillation budget: {kd.num_tokens:,} tokens of {kd.seq_length} at global batch {kd.gbs} -> {kd.max_steps} steps; "
         f"warmup, logging and validation every {kd.interval} steps; {kd.tokens:,} tokens seen.",
     ]
+    if SEARCHED in ws.students:
+        sections.append(search_section(profile, teacher))
     sections.append("Commands, in notebook order:")
     sections += [f"[{step.notebook}] {step.what}:\n    {shlex.join(step.command)}" for step in commands(profile, ws)]
     if profile.gpu:

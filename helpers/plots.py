@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # One colour per model family in every figure of the series; the distilled student is the solid shade.
-COLORS = {"teacher": "black", "depth": "tab:blue", "width": "tab:orange"}
+COLORS = {"teacher": "black", "depth": "tab:blue", "width": "tab:orange", "nas": "tab:green"}
 
 
 def color(model: str) -> str:
@@ -128,7 +128,7 @@ def tradeoffs(table, path: Path, speed: str):
             axis.scatter([x], [y], color="lightgrey" if unsure else color(model), s=80,
                          marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"))  # fmt: skip
             axis.annotate(model + ("?" if unsure else ""), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        for kind in ("depth", "width"):
+        for kind in sorted({model.split("-")[0] for model in table.index} - {"teacher"}):
             start, end = table.loc[f"{kind}-pruned"], table.loc[f"{kind}-distilled"]
             axis.annotate("", xy=(float(end[column]) / scale, float(end["test perplexity"])),
                           xytext=(float(start[column]) / scale, float(start["test perplexity"])),
@@ -158,4 +158,21 @@ def speed(table, path: Path, settings: str):
     axis.set(ylabel="time relative to the teacher (1 = same)", title="Speed relative to the teacher (lower is faster)")
     axis.legend(fontsize=8)
     figure.text(0.5, -0.02, _speed_caption(settings, table), ha="center", va="top", fontsize=8, wrap=True)
+    return _save(figure, path)
+
+
+def search_candidates(table, budget: float, score_func: str, path: Path):
+    """Each candidate the architecture search scored, by parameters, the chosen one ringed, and the hand-picked
+    students scored with the same function; the budget as a line."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    searched = table[table["source"] == "search"]
+    axis.scatter(searched["params"] / 1e6, searched["score"], color=color("nas"), s=40, label="searched candidates")
+    chosen = searched[searched["chosen"]]
+    axis.scatter(chosen["params"] / 1e6, chosen["score"], facecolors="none", edgecolors="black", s=180, linewidths=1.5, label="chosen")
+    for model, row in table[table["source"] != "search"].iterrows():
+        axis.scatter([row["params"] / 1e6], [row["score"]], color=color(model), marker="x", s=90)
+        axis.annotate(model, (row["params"] / 1e6, row["score"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axis.axvline(budget / 1e6, color="tab:red", linestyle="--", label=f"budget {budget / 1e6:,.1f}M")
+    axis.set(xlabel="parameters (millions)", ylabel=f"score: {score_func} (higher is better)", title="Architecture search: the scored candidates")
+    axis.legend(fontsize=8)
     return _save(figure, path)

@@ -62,6 +62,21 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """Pruning to a parameter budget (ModelOpt's NAS, the `nas` student on routes whose ModelOpt has it): the
+    flags of ModelOpt's examples/megatron_bridge/prune_minitron.py (0.44) for `--prune_target_params`."""
+
+    score_func: str  # "mmlu_<N>pct": MMLU on N% of each subject (GPUs); "val_loss": minus the loss on held-out windows
+    params: float | None = None  # the budget; None: the larger hand-picked student's parameter count
+    score_num_samples: int = 0  # held-out windows "val_loss" scores (of the data's sequence length)
+    channel_divisor: int | None = None  # hidden and MLP sizes searched in steps of this; None: ModelOpt's 256 and 512
+    max_width_pruning: float = 0.4
+    max_depth_pruning: float = 0.2
+    top_k: int = 10
+    hparams_to_skip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PruneSettings:
     """How `torchrun -m helpers.prune` runs, and the two pruned students it makes."""
 
@@ -73,6 +88,7 @@ class PruneSettings:
     width_ffn_hidden_size: int
     width_hidden_size: int
     drop_layers: tuple[int, ...]  # the --drop_layers alternative to `depth_num_layers` (1-indexed; the last layer stays)
+    search: SearchSettings
     tp_size: int = 1
     num_workers: int = 8  # data loader processes per rank
 
@@ -155,6 +171,9 @@ PROFILES: dict[str, Profile] = {
                 width_ffn_hidden_size=576,  # 768 -> 576, as 12288 -> 9216
                 width_hidden_size=192,  # 256 -> 192: the multiple of 64 nearest below 256 * 7/8
                 drop_layers=(4, 5),  # keeps 1-3 and 6, as the reference keeps 1-23 and 36
+                # ModelOpt's steps (256, 512) leave a 256-wide model nothing to search: 64 leaves 192 and 256 in
+                # hidden, 512-768 in the MLP
+                search=SearchSettings(score_func="val_loss", score_num_samples=8, channel_divisor=64, top_k=4),
                 num_workers=0,  # forking loader workers costs more than loading on 2 CPU cores
             ),
             distill=DistillSettings(
@@ -195,6 +214,8 @@ PROFILES: dict[str, Profile] = {
                 width_ffn_hidden_size=1152,  # 1536 -> 1152 and 576 -> 512, as 12288 -> 9216 and 4096 -> 3584:
                 width_hidden_size=512,  # 134.5M -> 101.9M (-24%)
                 drop_layers=tuple(range(21, 30)),  # keeps 1-20 and 30
+                # In ModelOpt's steps a 576-wide model could only keep its width: 64 searches 384-576 and 960-1536
+                search=SearchSettings(score_func="val_loss", score_num_samples=16, channel_divisor=64),
                 num_workers=0,
             ),
             distill=DistillSettings(
@@ -235,6 +256,7 @@ PROFILES: dict[str, Profile] = {
                 width_ffn_hidden_size=4608,  # 6144 -> 4608 and 2048 -> 1792: 1.72B -> 1.27B
                 width_hidden_size=1792,
                 drop_layers=tuple(range(20, 28)),  # keeps 1-19 and 28
+                search=SearchSettings(score_func="mmlu_5pct"),  # 5% of MMLU, as ModelOpt's pruning guide scores
             ),
             distill=DistillSettings(
                 devices=1,
@@ -276,6 +298,7 @@ PROFILES: dict[str, Profile] = {
                 width_ffn_hidden_size=9216,
                 width_hidden_size=3584,
                 drop_layers=tuple(range(24, 36)),  # the reference's 24 ... 35: keeps 1-23 and 36
+                search=SearchSettings(score_func="mmlu_5pct", params=6e9),  # ModelOpt's pruning guide's own example
             ),
             distill=DistillSettings(
                 devices=8,

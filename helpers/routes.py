@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from helpers.errors import refuse
+from helpers.profiles import KINDS
+
+SEARCHED = "nas"  # the student pruned to a parameter budget by ModelOpt's architecture search
 
 ROUTE_ENV = "TUTORIAL_ROUTE"
 DEFAULT_ROUTE = "nemo2"
@@ -33,6 +36,7 @@ class Route:
     between_steps: str  # the checkpoint format the steps hand each other
     venv: str  # the CPU rehearsal's virtual environment (the Makefile builds it)
     extra_install: str = ""  # what the container lacks, installed on top of it
+    searches_budget: bool = False  # its ModelOpt prunes to a parameter budget (NAS): the third student, `nas`
 
     def container_setup(self, profile_name: str, workdir: str = "/data/work") -> list[str]:
         """The shell lines that start the route's container on a GPU machine and prepare it for the series."""
@@ -45,6 +49,11 @@ class Route:
             *([self.extra_install] if self.extra_install else []),
             "pip install --no-deps --no-build-isolation -e .   # helpers only: the container's libraries stay",
         ]
+
+    @property
+    def students(self) -> tuple[str, ...]:
+        """The pruned students the series makes on this route: the hand-picked two, and the searched one."""
+        return (*KINDS, SEARCHED) if self.searches_budget else KINDS
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -72,6 +81,7 @@ ROUTES: dict[str, Route] = {
             venv=".venv-bridge",
             # The container's ModelOpt is 0.41: no parameter-budget search, no examples/megatron_bridge (0.42+).
             extra_install="pip install nvidia-modelopt==0.44.0",
+            searches_budget=True,  # ModelOpt >= 0.42 (mcore_minitron's `params` constraint); 25.09's 0.35.1 lacks it
         ),
     )
 }

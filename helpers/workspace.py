@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.errors import refuse
-from helpers.routes import DEFAULT_ROUTE
+from helpers.routes import DEFAULT_ROUTE, ROUTES
 
 WORKDIR_ENV = "TUTORIAL_WORKDIR"
 DEFAULT_WORKDIR = "./workspace"
@@ -49,8 +49,13 @@ class Workspace:
         """The teacher as pruning and distillation read it: a NeMo 2 checkpoint, or (bridge) the Hugging Face one."""
         return self.models / self._checkpoint_name
 
+    @property
+    def students(self) -> tuple[str, ...]:
+        """The kinds of pruned student this route makes: "depth", "width", and (if its ModelOpt searches) "nas"."""
+        return ROUTES[self.route].students
+
     def pruned(self, kind: str) -> Path:
-        """The `kind` ("depth" or "width") pruned student, before distillation."""
+        """The `kind` ("depth", "width" or "nas") pruned student, before distillation."""
         return self.models / f"{self._checkpoint_name}-{kind}-pruned"
 
     def exported(self, label: str) -> Path:

@@ -21,7 +21,7 @@ from helpers.distill.steps import CURVES, memory_estimates
 from helpers.distill.live import VAL, LiveCurves
 from helpers.launch import run, torchrun
 from helpers.plots import color
-from helpers.profiles import KINDS, Profile
+from helpers.profiles import Profile
 from helpers.workspace import Workspace
 
 
@@ -69,11 +69,11 @@ def check_flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | No
     return bridge.check(bridge.parser().parse_args(flags(profile, ws, kind, kd_config, overwrite)))
 
 
-def memory_measured(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+def memory_measured(profile: Profile, ws: Workspace) -> pd.DataFrame:
     """The memory estimate alone: Bridge's training loop has no hook for recording each rank's peak (the NeMo 2
     route's callback), so this route reports the estimate and says so."""
     print("Measured peaks are recorded on the NeMo 2 route only; the estimate per device:")
-    return memory_estimates(profile, ws, kinds).loc[["total"]]
+    return memory_estimates(profile, ws).loc[["total"]]
 
 
 def write_slurm_scripts(planned: list[nodes.NodePlan], ws: Workspace, scenario: nodes.Scenario) -> list[Path]:
@@ -97,9 +97,9 @@ def run_distillation(profile: Profile, ws: Workspace, kind: str, overwrite: bool
     return runs.best(run_dir(ws, kind))
 
 
-def curves(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+def curves(ws: Workspace, kinds=None) -> pd.DataFrame:
     """Training and validation loss of each run by step (steps completed), read from the event files."""
-    tables = {kind: bridge.scalars(run_dir(ws, kind)) for kind in kinds}
+    tables = {kind: bridge.scalars(run_dir(ws, kind)) for kind in kinds or ws.students}
     frames = [table[table["tag"].isin(CURVES)].assign(student=kind) for kind, table in tables.items()]
     return pd.concat(frames, ignore_index=True)
 
@@ -110,10 +110,10 @@ def _series(ws: Workspace, kind: str, tag: str) -> pd.Series:
     return pd.Series(table["value"].to_numpy(), index=table["step"].to_numpy(), name=tag)
 
 
-def summary(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+def summary(ws: Workspace, kinds=None) -> pd.DataFrame:
     """Per student: validation loss before and after distillation, and the best checkpoint."""
     rows = {}
-    for kind in kinds:
+    for kind in kinds or ws.students:
         val, best = _series(ws, kind, "val_loss"), runs.best(run_dir(ws, kind))
         rows[f"{kind}-pruned"] = {
             "val_loss before KD (step 0)": round(float(val.loc[0]), 4),
@@ -126,15 +126,15 @@ def summary(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def step_seconds(ws: Workspace, kinds=KINDS) -> dict[str, float]:
+def step_seconds(ws: Workspace, kinds=None) -> dict[str, float]:
     """Median measured seconds per training step of each run (Bridge's "iteration-time", averaged per log interval)."""
-    return {kind: round(float(_series(ws, kind, "train_step_timing in s").median()), 2) for kind in kinds}
+    return {kind: round(float(_series(ws, kind, "train_step_timing in s").median()), 2) for kind in kinds or ws.students}
 
 
 def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, LogitsCheck]:
     """Export each student's best distilled checkpoint to Hugging Face with its logits check, in one process; print
     and return the checks. The pruned students are Hugging Face folders already on this route."""
-    todo = {f"{kind}-distilled": export_job(ws, f"{kind}-distilled", Path(runs.best(run_dir(ws, kind))["checkpoint"])) for kind in KINDS}
+    todo = {f"{kind}-distilled": export_job(ws, f"{kind}-distilled", Path(runs.best(run_dir(ws, kind))["checkpoint"])) for kind in ws.students}
     for job in todo.values():
         job.report.unlink(missing_ok=True)
     run(bridge_export.command(*todo.values(), overwrite=overwrite), ws.logs / "04-export.log")

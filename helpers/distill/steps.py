@@ -13,7 +13,7 @@ from helpers.distill.budget import memory_per_device, model_shape, plan
 from helpers.distill.live import LiveCurves
 from helpers.launch import run, torchrun
 from helpers.plots import color
-from helpers.profiles import KINDS, Profile
+from helpers.profiles import Profile
 from helpers.workspace import Workspace
 
 CURVES = ("reduced_train_loss", "val_loss")
@@ -83,27 +83,27 @@ def check_flags(profile: Profile, ws: Workspace, kind: str, kd_config: Path | No
 def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, conversion.LogitsCheck]:
     """Export each student to Hugging Face (the best distilled checkpoint, and the pruned one if notebook 02 did not)."""
     sources = {}
-    for kind in KINDS:
+    for kind in ws.students:
         sources[f"{kind}-distilled"] = Path(best(ws, kind)["checkpoint"])
         if overwrite or not is_hf_checkpoint(ws.exported(f"{kind}-pruned")):  # else exported and checked in notebook 02
             sources[f"{kind}-pruned"] = ws.pruned(kind)
     return conversion.export(ws, sources, ws.logs / "04-export.log", overwrite=overwrite)
 
 
-def curves(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+def curves(ws: Workspace, kinds=None) -> pd.DataFrame:
     """Training and validation loss of each run by step (steps completed), read from the event files."""
     frames = []
-    for kind in kinds:
+    for kind in kinds or ws.students:
         table = events.scalars(run_dir(ws, kind))
         table = table[table["tag"].isin(CURVES)].assign(student=kind)
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
 
 
-def summary(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+def summary(ws: Workspace, kinds=None) -> pd.DataFrame:
     """Per student: validation loss before and after distillation, and the best checkpoint."""
     rows = {}
-    for kind in kinds:
+    for kind in kinds or ws.students:
         val = events.series(run_dir(ws, kind), "val_loss")
         best = runs.best(run_dir(ws, kind))
         rows[f"{kind}-pruned"] = {
@@ -117,23 +117,23 @@ def summary(ws: Workspace, kinds=KINDS) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def step_seconds(ws: Workspace, kinds=KINDS) -> dict[str, float]:
+def step_seconds(ws: Workspace, kinds=None) -> dict[str, float]:
     """Median measured seconds per training step of each run."""
-    return {kind: round(float(events.series(run_dir(ws, kind), "train_step_timing in s").median()), 2) for kind in kinds}
+    return {kind: round(float(events.series(run_dir(ws, kind), "train_step_timing in s").median()), 2) for kind in kinds or ws.students}
 
 
-def memory_estimates(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+def memory_estimates(profile: Profile, ws: Workspace) -> pd.DataFrame:
     """Estimated memory per device (GB) of distilling each student, item by item."""
     teacher = model_shape(ws.teacher)
-    tables = {kind: memory_per_device(model_shape(ws.pruned(kind)), teacher, profile.distill, profile.data.seq_length) for kind in kinds}
+    tables = {kind: memory_per_device(model_shape(ws.pruned(kind)), teacher, profile.distill, profile.data.seq_length) for kind in ws.students}
     return pd.DataFrame({kind: table["GB"] for kind, table in tables.items()}).rename_axis("GB per device")
 
 
-def memory_measured(profile: Profile, ws: Workspace, kinds=KINDS) -> pd.DataFrame:
+def memory_measured(profile: Profile, ws: Workspace) -> pd.DataFrame:
     """The estimate beside what each run measured: its largest rank's peak over that rank's memory before the models were built."""
-    estimates = memory_estimates(profile, ws, kinds).loc["total"]
+    estimates = memory_estimates(profile, ws).loc["total"]
     rows = {}
-    for kind in kinds:
+    for kind in ws.students:
         ranks = runs.memory(run_dir(ws, kind))
         grown = max(rank["peak_gb"] - rank["baseline_gb"] for rank in ranks)
         rows[kind] = {"device": ranks[0]["device"], "estimated GB": estimates[kind], "measured GB": round(grown, 2), "estimate / measured": round(estimates[kind] / grown, 2)}
@@ -144,7 +144,7 @@ def multi_node_plans(
     profile: Profile, ws: Workspace, scenarios: list[nodes.Scenario], rate: budget.Throughput
 ) -> tuple[list[nodes.NodePlan], list]:
     """The scenarios planned for the students on disk at `rate` (`nodes.plans`), and the refusals of the others."""
-    students = {kind: model_shape(ws.pruned(kind)) for kind in KINDS}
+    students = {kind: model_shape(ws.pruned(kind)) for kind in ws.students}
     return nodes.plans(profile, scenarios, model_shape(ws.teacher), students, rate)
 
 
@@ -163,7 +163,7 @@ def write_slurm_scripts(planned: list[nodes.NodePlan], ws: Workspace, scenario: 
         print(f"No Slurm script: {scenario.nodes} node(s) cannot share this profile's global batch (above).")
         return []
     paths = []
-    for kind in KINDS:
+    for kind in ws.students:
         path = ws.root / "slurm" / f"{run_name(ws, kind)}-{scenario.nodes}-nodes.sbatch"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(slurm_script(chosen[0], ws, kind))

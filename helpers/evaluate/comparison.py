@@ -11,17 +11,21 @@ from helpers import distill, hf_model
 from helpers.data.indexed import token_windows
 from helpers.evaluate import perplexity, speed
 from helpers.evaluate.perplexity import NOISE
-from helpers.profiles import KINDS, Profile
+from helpers.profiles import Profile
 from helpers.routes import get_route, installed_versions
 from helpers.workspace import Workspace
 
-MODELS = ("teacher", "depth-pruned", "depth-distilled", "width-pruned", "width-distilled")
 RESULTS = "comparison"
+
+
+def models(ws: Workspace) -> tuple[str, ...]:
+    """The compared models: the teacher, and each student of the route pruned, then distilled."""
+    return ("teacher", *(f"{kind}-{stage}" for kind in ws.students for stage in ("pruned", "distilled")))
 
 
 def hf_checkpoints(ws: Workspace) -> dict[str, Path]:
     """The Hugging Face checkpoint of each compared model."""
-    return {label: ws.hf_model(label) for label in MODELS}
+    return {label: ws.hf_model(label) for label in models(ws)}
 
 
 def configs(paths: dict[str, Path]) -> pd.DataFrame:
@@ -55,7 +59,7 @@ def measure(profile: Profile, ws: Workspace) -> pd.DataFrame:
             per_window[label] = rows[label].pop("per window")
             kl = rows[label].setdefault("KL to teacher", 0.0)
             print(f"{label:16} test perplexity {rows[label]['test perplexity']:>10}   KL to the teacher {kl:.4f} nats/token")
-    for kind in KINDS:
+    for kind in ws.students:
         rows[f"{kind}-distilled"]["best KD val_loss"] = distill.best(ws, kind)["val_loss"]
     timing = speed_settings(profile, ws)
     print(f"Speed: {timing}")
@@ -138,8 +142,9 @@ def findings(table: pd.DataFrame, per_window: dict[str, dict[str, list[float]]])
     standard errors of comparing the two models on the same test windows (`per_window`, saved by `measure`)."""
     ppl, params, kl = table["test perplexity"].astype(float), table["parameters"].astype(float), table["KL to teacher"].astype(float)
     loss = {model: scores["loss"] for model, scores in per_window.items()}
+    kinds = [model.removesuffix("-pruned") for model in table.index if model.endswith("-pruned")]
     lines = []
-    for kind in KINDS:
+    for kind in kinds:
         pruned, distilled = f"{kind}-pruned", f"{kind}-distilled"
         cost, won = perplexity.difference(loss[pruned], loss["teacher"]), perplexity.difference(loss[pruned], loss[distilled])
         closer = perplexity.difference(per_window[pruned]["KL to teacher"], per_window[distilled]["KL to teacher"])
@@ -151,14 +156,15 @@ def findings(table: pd.DataFrame, per_window: dict[str, dict[str, list[float]]])
             f"{kl[pruned]:.4f} -> {kl[distilled]:.4f} nats per token ({kl[distilled] / kl[pruned] - 1:+.0%}"
             f"{'' if closer.significant else ', within the noise'})."
         )
-    depth, width = (f"{kind}-distilled" for kind in KINDS)
-    gap = perplexity.difference(loss[width], loss[depth])
-    better = f"{depth if gap.nats > 0 else width} has the lower perplexity" if gap.significant else "neither is ahead"
-    speeds = ", ".join(speed_difference(table, depth, width, side) for side in ("prefill", "decode"))
-    lines.append(
-        f"Depth vs width at {params[depth] / 1e6:.1f}M vs {params[width] / 1e6:.1f}M parameters: {better} "
-        f"({ppl[depth]:.1f} vs {ppl[width]:.1f}, loss difference {gap}); time relative to the teacher, {speeds}."
-    )
+    pairs = [(kinds[0], kinds[1]), *((kind, other) for kind in kinds[2:] for other in kinds[:2])]  # the searched vs each
+    for a, b in (tuple(f"{kind}-distilled" for kind in pair) for pair in pairs):
+        gap = perplexity.difference(loss[b], loss[a])
+        better = f"{a if gap.nats > 0 else b} has the lower perplexity" if gap.significant else "neither is ahead"
+        speeds = ", ".join(speed_difference(table, a, b, side) for side in ("prefill", "decode"))
+        lines.append(
+            f"{a} vs {b} at {params[a] / 1e6:.1f}M vs {params[b] / 1e6:.1f}M parameters: {better} "
+            f"({ppl[a]:.1f} vs {ppl[b]:.1f}, loss difference {gap}); time relative to the teacher, {speeds}."
+        )
     return "\n".join(lines)
 
 

@@ -7,6 +7,8 @@
     steps.py          what the notebook runs on NeMo 2's route: the commands a profile implies, checked, then launched
     bridge_steps.py   the same on Megatron-Bridge's route
     importance.py     Minitron's importance scores, recorded during pruning and read back
+    search.py         pruning to a parameter budget (ModelOpt's architecture search): its space, limits and record
+    scores.py         the score the search maximizes; `python -m helpers.prune.scores` scores any pruned checkpoint
     resave.py         re-saving a pruned NeMo 2 checkpoint so that every later step loads it normally
 
 The notebook calls the functions below with its workspace, whose route picks the steps module. Names are imported
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__all__ = ["check", "command", "parser", "refusal", "run_pruning", "steps_for", "students", "targets"]
+__all__ = ["check", "checkpoints", "command", "parser", "refusal", "run_pruning", "run_search", "show_search", "steps_for", "students", "targets"]
 _MODULES = {"check": "cli", "parser": "cli", "targets": "steps"}
 _ROUTE_STEPS = {"nemo2": "steps", "bridge": "bridge_steps"}
 
@@ -35,13 +37,66 @@ def run_pruning(profile, ws, kind: str, overwrite: bool = False):
 
     steps = steps_for(ws)
     path = steps.output(ws, kind)
-    if not overwrite and steps.is_done(path, profile, kind):
+    if not overwrite and steps.is_done(path, profile, ws, kind):
         print(f"Reusing the {kind}-pruned student at {path} (set OVERWRITE = True to prune again).")
         return path
     replace = overwrite or path.exists()  # a stale or differently-pruned student is replaced
     steps.check_flags(profile, ws, kind, replace)  # refuses before launching
     run(steps.command(profile, ws, kind, replace), ws.logs / f"02-prune-{kind}.log")
     return path
+
+
+def run_search(profile, ws, overwrite: bool = False):
+    """The third student, pruned to a parameter budget by ModelOpt's architecture search, on a route whose ModelOpt
+    has it (`Route.searches_budget`); elsewhere, say so and return None: the series goes on with two students."""
+    from helpers.routes import SEARCHED
+
+    if SEARCHED not in ws.students:
+        print(_no_search(ws))
+        return None
+    return run_pruning(profile, ws, SEARCHED, overwrite)
+
+
+def _no_search(ws) -> str:
+    from helpers.routes import ROUTES
+
+    having = next(route.name for route in ROUTES.values() if route.searches_budget)
+    return (f"The {ws.route!r} route's ModelOpt cannot prune to a parameter budget (that needs ModelOpt 0.42 or later): "
+            f"run the series with ROUTE = {having!r} for the searched student. Here the series goes on with two.")  # fmt: skip
+
+
+def checkpoints(ws) -> dict:
+    """The teacher and each pruned student, as pruning reads and writes them: {label: path}."""
+    return {"teacher": ws.teacher} | {f"{kind}-pruned": ws.pruned(kind) for kind in ws.students}
+
+
+def show_search(profile, ws, overwrite: bool = False):
+    """The search's space, its scored candidates with every pruned student placed among them (table and figure),
+    and what it chose; None on a route without the search."""
+    from IPython.display import display
+
+    from helpers import plots
+    from helpers.checkpoints import architecture, parameter_counts
+    from helpers.prune import search
+    from helpers.routes import SEARCHED
+
+    if SEARCHED not in ws.students:
+        print(_no_search(ws))
+        return None
+    record, table = steps_for(ws).search_report(profile, ws, overwrite)
+    params = parameter_counts(ws.pruned(SEARCHED))["total"]
+    print(f"Budget {record['budget']:,.0f} parameters, score {record['score_func']}; searched in steps of {record['divisors']}, "
+          f"cutting at most {record['limits']['max_width_pruning']:.0%} of a width and {record['limits']['max_depth_pruning']:.0%} of the layers:")
+    for name, values in record["search_space"].items():
+        print(f"    {name:20} {values}")
+    print(f"{record['combinations']} combinations; the {len(record['scored'])} largest under the budget were scored.")
+    display(table)
+    display(plots.search_candidates(table, record["budget"], record["score_func"], ws.figure("02_search")))
+    chosen = table[table["chosen"]].iloc[0]
+    print(f"Chosen: {record['chosen']}, {params:,} parameters ({1 - params / record['budget']:.2%} under the budget).")
+    print(f"It cuts {search.cuts(record, architecture(ws.teacher))}.")
+    print(f"The exported student scores {table.loc[f'{SEARCHED}-pruned', 'score']:.5f}; the search scored its choice {chosen['score']:.5f}.")
+    return table
 
 
 def command(profile, ws, kind: str, overwrite: bool = False) -> list[str]:
@@ -53,6 +108,8 @@ def refusal(profile, ws, kind: str) -> str | None:
     """What the entry point would say, before loading anything, to the `kind` student's flags under `profile`."""
     from helpers.errors import refusal
 
+    if kind not in (*ws.students, "drop"):
+        return _no_search(ws)
     return refusal(lambda: steps_for(ws).check_flags(profile, ws, kind))
 
 

@@ -5,13 +5,19 @@
         --prune_export_config '{"num_layers": 24}' --calib_num_samples 1024 --calib_mbs 4 --seq_length 4096 \\
         --data_paths wikitext-data/wikitext-train_text_document --index_mapping_dir index-cache
 
-The flags are those of ModelOpt's examples/megatron_bridge/prune_minitron.py (0.43) for a target given as an
-export config and a Hugging Face output, plus ours: calibration on our tokenized data (`--data_paths`,
+    torchrun --nproc_per_node 2 -m helpers.prune.bridge --pp_size 2 ... --prune_target_params 6e9 \
+        --prune_score_func mmlu_5pct --max_width_pruning 0.4 --max_depth_pruning 0.2 --top_k 10
+
+The flags are those of ModelOpt's examples/megatron_bridge/prune_minitron.py (0.44) for a target given as an
+export config or as a parameter budget (the architecture search, `helpers.prune.search`) and a Hugging Face output,
+plus ours: calibration on our tokenized data (`--data_paths`,
 `--index_mapping_dir`, `--split`) instead of a Hugging Face dataset, `--drop_layers` (named layers, no calibration),
-`--overwrite`. As there, AutoBridge builds the model from the checkpoint, `mtp.prune` prunes it in place, and the
+`--overwrite`, and a second score function for the search, `val_loss` (`helpers.prune.scores`, with
+`--score_data_path`, `--score_num_samples`). As there, AutoBridge builds the model from the checkpoint, `mtp.prune` prunes it in place, and the
 pruned model is saved as a Hugging Face checkpoint (the teacher's config with the pruned sizes, the weights, the
 tokenizer). The differences: every setting is checked before the model is loaded; Minitron's importance scores are
-saved beside the weights as `importance.json` (`helpers.prune.importance`); the exported checkpoint must give the
+saved beside the weights as `importance.json` (`helpers.prune.importance`), and a search's candidates and scores
+as `search.json`; the exported checkpoint must give the
 pruned Megatron model's logits on the sample text (`logits.judge`) or the command fails; and the checkpoint appears
 at --output_hf_path only once it is complete and checked.
 """
@@ -20,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,12 +39,15 @@ import torch
 from helpers import rehearsal
 from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import sample_token_ids
+from helpers.checkpoints import architecture
 from helpers.conversion.steps import inspect_hf_checkpoint
-from helpers.errors import Problem, SettingError, raise_if_any
+from helpers.data_prefixes import missing_datasets
+from helpers.errors import Problem, SettingError, raise_if_any, refuse
 from helpers.launch import is_rank0
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
-from helpers.prune import importance
+from helpers.prune import importance, search
 from helpers.prune.checks import PruneFacts, check_prune_args, gather
+from helpers.prune.scores import score_function
 
 # ModelOpt's export-config names, by the NeMo-named attribute the shared rules (`checks`) judge.
 EXPORT_CONFIG = {
@@ -55,9 +66,19 @@ FLAG_NAMES = {
     "mbs": "--calib_mbs",
     "devices": "--pp_size",
 }
+# The search's flags, by the names `search.problems` gives its settings.
+SEARCH_FLAGS = {
+    "params": "--prune_target_params",
+    "score_func": "--prune_score_func",
+    "max_width_pruning": "--max_width_pruning",
+    "max_depth_pruning": "--max_depth_pruning",
+    "hparams_to_skip": "--hparams_to_skip",
+    "top_k": "--top_k",
+    "channel_divisor": "--ss_channel_divisor",
+}
 # The granularity of the width targets: the divisors prune_minitron.py gives `get_mcore_minitron_config` for an
 # export config (64, as `checks.WIDTH_DIVISORS` has them), and 1 for layers.
-SEARCH_SPACE_DIVISORS = {"hidden_size_divisor": 64, "ffn_hidden_size_divisor": 64, "num_layers_divisor": 1}
+EXPORT_DIVISORS = {"hidden_size": 64, "ffn_hidden_size": 64, "num_layers": 1}
 LOGITS_FILENAME = "logits.json"  # in the student's folder: its export's logits check (`conversion.write_report`)
 SEED = 1234  # of the calibration samples' order: NeMo's PreTrainingDataModule's default
 
@@ -72,7 +93,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num_layers_in_last_pipeline_stage", type=int, help="default: split layers evenly")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--prune_export_config", type=json.loads, help='pruned sizes as JSON, e.g. \'{"hidden_size": 512, "ffn_hidden_size": 2048}\'')
+    target.add_argument("--prune_target_params", type=float, help="a parameter budget: search for the architecture under it that scores best")
     target.add_argument("--drop_layers", type=int, nargs="+", help="drop these layers (1-indexed) instead of ranking them")
+    nas = p.add_argument_group("architecture search (with --prune_target_params)")
+    nas.add_argument("--prune_score_func", default="mmlu_10pct", help="what the search maximizes: mmlu_<N>pct (MMLU on N%% of each subject) or val_loss")
+    nas.add_argument("--max_width_pruning", type=float, default=0.4, help="the largest share of a width the search may cut")
+    nas.add_argument("--max_depth_pruning", type=float, default=0.2, help="the largest share of the layers the search may cut")
+    nas.add_argument("--hparams_to_skip", nargs="*", default=[], help=f"sizes the search leaves alone, of {', '.join(search.SEARCHABLE)}")
+    nas.add_argument("--top_k", type=int, default=10, help="candidates scored: the largest under the budget")
+    nas.add_argument("--ss_channel_divisor", type=int, help="search hidden and MLP sizes in steps of this (default: 256 and 512)")
+    nas.add_argument("--score_data_path", help="val_loss: the held-out data's prefix (.bin/.idx)")
+    nas.add_argument("--score_num_samples", type=int, default=16, help="val_loss: windows of --seq_length scored")
     p.add_argument("--calib_num_samples", type=int, default=1024, help="calibration samples, divisible by --calib_mbs")
     p.add_argument("--calib_mbs", type=int, default=1, help="calibration micro batch size")
     p.add_argument("--seq_length", type=int, default=4096, help="calibration sequence length")
@@ -92,7 +123,7 @@ def shared_rules_view(args: argparse.Namespace) -> SimpleNamespace:
         num_layers_in_first_pipeline_stage=args.num_layers_in_first_pipeline_stage,
         num_layers_in_last_pipeline_stage=args.num_layers_in_last_pipeline_stage,
         seq_length=args.seq_length, num_train_samples=args.calib_num_samples, mbs=args.calib_mbs,
-        data_paths=args.data_paths, tokenizer=None, drop_layers=args.drop_layers,
+        data_paths=args.data_paths, tokenizer=None, drop_layers=args.drop_layers, target_params=args.prune_target_params,
     )  # fmt: skip
 
 
@@ -113,10 +144,28 @@ def _export_config_problems(args: argparse.Namespace, query_groups: int) -> list
     return problems
 
 
+def _search_problems(args: argparse.Namespace, facts: PruneFacts) -> list[Problem]:
+    if args.prune_target_params is None:
+        return []
+    found = search.problems(
+        facts.source, facts.tied_embeddings, args.prune_target_params, channel_divisor=args.ss_channel_divisor,
+        max_width_pruning=args.max_width_pruning, max_depth_pruning=args.max_depth_pruning,
+        hparams_to_skip=args.hparams_to_skip, top_k=args.top_k, score_func=args.prune_score_func, names=SEARCH_FLAGS,
+    )  # fmt: skip
+    if args.prune_score_func == "val_loss" and (not args.score_data_path or args.score_num_samples < 1):
+        found.append(Problem("--score_data_path", "val_loss scores held-out windows: none given", "give the validation split's prefix and --score_num_samples"))
+    return found
+
+
+def targets_of(args: argparse.Namespace) -> dict:
+    """What the student was pruned to, as `importance.json` records it."""
+    return args.prune_export_config or ({"params": args.prune_target_params} if args.prune_target_params is not None else {})
+
+
 def check_args(args: argparse.Namespace, facts: PruneFacts) -> None:
     """The rules, judged on `facts` (read from disk by `check`, or planned by the dry run): raises SettingError."""
     view = shared_rules_view(args)
-    raise_if_any(_export_config_problems(args, facts.source.num_query_groups))
+    raise_if_any(_export_config_problems(args, facts.source.num_query_groups) + _search_problems(args, facts))
     if view.target_num_attention_heads is not None and view.target_num_query_groups is None:
         view.target_num_query_groups = facts.source.num_query_groups  # heads are pruned within the model's groups
     check_prune_args(view, facts, FLAG_NAMES)
@@ -124,8 +173,11 @@ def check_args(args: argparse.Namespace, facts: PruneFacts) -> None:
 
 def check(args: argparse.Namespace) -> None:
     """Every check that needs no model (the notebook runs them before launching): raises SettingError."""
-    inspect_hf_checkpoint(Path(args.hf_model_name_or_path), "--hf_model_name_or_path")
-    check_args(args, gather(shared_rules_view(args)))
+    teacher = inspect_hf_checkpoint(Path(args.hf_model_name_or_path), "--hf_model_name_or_path")
+    facts = gather(shared_rules_view(args))
+    check_args(args, replace(facts, tied_embeddings=bool(teacher.config.get("tie_word_embeddings"))))
+    if args.prune_target_params is not None and args.prune_score_func == "val_loss" and missing_datasets([args.score_data_path]):
+        raise refuse("--score_data_path", f"{args.score_data_path}.bin / .idx not found", "give the validation split's prefix written by notebook 01")
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(Path(args.output_hf_path), "--output_hf_path")
 
@@ -160,8 +212,33 @@ def calibration_loop(args: argparse.Namespace, loaded: conversion.Loaded):
     return forward_loop
 
 
+def search_config(args: argparse.Namespace, loaded: conversion.Loaded) -> tuple[dict, dict]:
+    """ModelOpt's `constraints` and `config` for the flags: an export config, or a budget with its search settings."""
+    config = {"forward_loop": calibration_loop(args, loaded)}
+    if args.prune_target_params is None:
+        return {"export_config": dict(args.prune_export_config)}, config  # a copy: ModelOpt pops from it
+    score = score_function(args.prune_score_func, loaded, hf_dir=Path(args.hf_model_name_or_path), data_path=args.score_data_path, num_samples=args.score_num_samples, seq_length=args.seq_length, mbs=args.calib_mbs)
+    limits = {name: getattr(args, name) for name in ("max_width_pruning", "max_depth_pruning", "hparams_to_skip", "top_k")}
+    return {"params": args.prune_target_params}, config | limits | {"score_func": score}
+
+
+def search_record(args: argparse.Namespace, state: dict, dropped_layers: list[int]) -> dict:
+    """What the search did, for `search.json`: its settings, its space, each scored candidate, and the choice."""
+    arch = architecture(Path(args.hf_model_name_or_path))
+    space = search.search_space(arch, args.ss_channel_divisor, args.max_width_pruning, args.max_depth_pruning, args.hparams_to_skip)
+    scored = [{"config": c.ss_config, "params": int(c.params), "score": c.score} for c in state["top_k_candidates_per_constraint"][args.prune_target_params]]
+    return {
+        "budget": args.prune_target_params, "score_func": args.prune_score_func,
+        "limits": {"max_width_pruning": args.max_width_pruning, "max_depth_pruning": args.max_depth_pruning, "hparams_to_skip": args.hparams_to_skip, "top_k": args.top_k},
+        "divisors": search.divisors(args.ss_channel_divisor), "search_space": space,
+        "combinations": math.prod(len(values) for values in space.values()),
+        "scored": scored, "chosen": max(scored, key=lambda c: c["score"])["config"], "dropped_layers": dropped_layers,
+    }  # fmt: skip
+
+
 def prune_in_place(args: argparse.Namespace, loaded: conversion.Loaded) -> dict:
-    """Prune `loaded.module` as the flags say; return Minitron's scores in `importance`'s format."""
+    """Prune `loaded.module` as the flags say; return Minitron's scores in `importance`'s format (and, after a
+    search, its record under "search")."""
     import modelopt.torch.opt as mto
     import modelopt.torch.prune as mtp
     from modelopt.torch.prune.plugins.mcore_minitron import drop_mcore_language_model_layers
@@ -170,18 +247,23 @@ def prune_in_place(args: argparse.Namespace, loaded: conversion.Loaded) -> dict:
         drop_mcore_language_model_layers(loaded.module, layers_to_drop=args.drop_layers)
         return {"dropped_layers": sorted(args.drop_layers)}
     scores: dict = {}
+    divisors = {f"{name}_divisor": step for name, step in (search.divisors(args.ss_channel_divisor) if args.prune_target_params else EXPORT_DIVISORS).items()}
+    constraints, config = search_config(args, loaded)
     with importance.recorded(scores):
-        _, search = mtp.prune(
+        _, state = mtp.prune(
             loaded.module,
-            mode=[("mcore_minitron", mtp.mcore_minitron.get_mcore_minitron_config(**SEARCH_SPACE_DIVISORS))],
-            constraints={"export_config": dict(args.prune_export_config)},  # ModelOpt pops from it
+            mode=[("mcore_minitron", mtp.mcore_minitron.get_mcore_minitron_config(**divisors))],
+            constraints=constraints,
             dummy_input=None,
-            config={"forward_loop": calibration_loop(args, loaded)},
+            config=config,
         )
     if mto.ModeloptStateManager.has_state_for_mode_type("prune", model=loaded.module):
         mto.ModeloptStateManager.remove_state(loaded.module)  # the pruned model is an ordinary one (as prune_minitron.py)
     kept = loaded.module.config.num_layers
-    return {**scores, "dropped_layers": sorted(search["sorted_layers"][kept:]) if search.get("sorted_layers") else []}
+    dropped = sorted(state["sorted_layers"][kept:]) if state.get("sorted_layers") else []
+    if args.prune_target_params is not None:
+        scores["search"] = search_record(args, state, dropped)
+    return {**scores, "dropped_layers": dropped}
 
 
 def save_hf(loaded: conversion.Loaded, output: Path, dropped_layers: list[int]) -> None:
@@ -220,7 +302,10 @@ def prune(args: argparse.Namespace) -> Path:
             raise RuntimeError(f"the exported student's logits differ from the pruned Megatron-Core model's: {check}")
         if is_rank0():
             print(f"Logits check, pruned Megatron-Core model vs its Hugging Face export: {check}", flush=True)
-            importance.save(scores, work, source=str(teacher), targets=args.prune_export_config or {})
+            record = scores.pop("search", None)
+            if record:
+                search.save(work, record)
+            importance.save(scores, work, source=str(teacher), targets=targets_of(args))
             conversion.write_report(work / LOGITS_FILENAME, check, source=teacher)
             remove(output)
             work.rename(output)

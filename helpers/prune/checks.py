@@ -38,6 +38,7 @@ class PruneFacts:
     missing_data: tuple[str, ...] = ()  # --data_paths prefixes without .bin/.idx
     save_path_occupied: bool = False  # --save_path already holds something
     tokenizer_missing: bool = False  # --tokenizer is given but is not a folder
+    tied_embeddings: bool = False  # the output layer shares the embedding's weights (counted once)
 
 
 def gather(args: argparse.Namespace) -> PruneFacts:
@@ -115,7 +116,7 @@ def _target_problems(args, source: Architecture, flag: Callable[[str], str] = fl
 def _layer_drop_problems(args, source: Architecture, flag: Callable[[str], str] = flag) -> list[Problem]:
     drop = args.drop_layers
     if drop is None:
-        if not _targets(args):
+        if not _targets(args) and getattr(args, "target_params", None) is None:  # a budget: the search picks targets
             return [Problem("targets", "nothing to prune", f"give {flag('target_num_layers')}, width targets or {flag('drop_layers')}")]
         return []
     problems = []

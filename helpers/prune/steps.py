@@ -48,7 +48,7 @@ def command(profile: Profile, ws: Workspace, kind: str, overwrite: bool = False)
     return torchrun(profile.prune.devices, "helpers.prune", *flags(profile, ws, kind, overwrite))
 
 
-def is_done(path: Path, profile: Profile, kind: str) -> bool:
+def is_done(path: Path, profile: Profile, ws: Workspace, kind: str) -> bool:
     """A complete pruned checkpoint whose weights have the profile's target sizes."""
     if not (is_nemo_checkpoint(path) and (path / importance.FILENAME).is_file()):
         return False

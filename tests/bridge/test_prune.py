@@ -14,7 +14,7 @@ from helpers.checkpoints import architecture
 from helpers.launch import torchrun
 from helpers.profiles import get_profile
 from helpers import prune as pruning
-from helpers.prune import bridge, bridge_steps, importance
+from helpers.prune import bridge, bridge_steps, importance, search
 from helpers.workspace import Workspace
 
 CALIBRATION = ["--calib_num_samples", "8", "--calib_mbs", "2", "--seq_length", "64"]
@@ -48,6 +48,26 @@ def width(teacher):
     done = prune(teacher, output, "--prune_export_config", '{"hidden_size": 64, "ffn_hidden_size": 128}')
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return output, done.stdout
+
+
+SEARCH = {"params": 850_000, "channel_divisor": 32, "top_k": 2, "score_num_samples": 2}  # 6 of 8 combinations fit
+
+
+@pytest.fixture(scope="module")
+def searched(teacher):
+    output = teacher["root"] / "nas"
+    done = prune(teacher, output, "--prune_target_params", str(SEARCH["params"]), "--prune_score_func", "val_loss", "--score_data_path",
+                 teacher["data"], "--score_num_samples", "2", "--ss_channel_divisor", "32", "--top_k", "2")  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return output, done.stdout
+
+
+def test_a_search_exports_the_best_scored_candidate_under_the_budget(searched):
+    output, log = searched
+    record = search.load(output)
+    assert [c["params"] for c in record["scored"]] == [821_376, 772_224] and record["chosen"] == max(record["scored"], key=lambda c: c["score"])["config"]
+    assert {name: getattr(architecture(output), name) for name in record["chosen"]} == record["chosen"]
+    assert "[BEST SUBNET]" in log and importance.load(output)["targets"] == {"params": SEARCH["params"]}
 
 
 def layer(weights, number):
@@ -122,20 +142,22 @@ def test_an_existing_student_is_kept_unless_overwrite(teacher, depth, capsys):
     bridge.check(bridge.parser().parse_args([*argv, "--overwrite"]))
 
 
-def test_the_notebook_steps_reuse_finished_students_and_their_checks(teacher, depth, width, tmp_path, capsys):
+def test_the_notebook_steps_reuse_finished_students_and_their_checks(teacher, depth, width, searched, tmp_path, capsys):
     ws = Workspace(root=tmp_path, model_name="small", route="bridge")
     ws.models.mkdir(parents=True)
     ws.teacher.symlink_to(teacher["model"])
-    ws.pruned("depth").symlink_to(depth[0])
-    ws.pruned("width").symlink_to(width[0])
+    for kind, student in {"depth": depth, "width": width, "nas": searched}.items():
+        ws.pruned(kind).symlink_to(student[0])
     tiny = get_profile("tiny")
-    settings = dataclasses.replace(tiny.prune, depth_num_layers=2, width_hidden_size=64, width_ffn_hidden_size=128, drop_layers=(1, 4))
+    search_settings = dataclasses.replace(tiny.prune.search, **SEARCH)
+    settings = dataclasses.replace(tiny.prune, depth_num_layers=2, width_hidden_size=64, width_ffn_hidden_size=128, drop_layers=(1, 4), search=search_settings)
     profile = dataclasses.replace(tiny, prune=settings)
     assert pruning.run_pruning(profile, ws, "depth") == ws.pruned("depth") and "Reusing" in capsys.readouterr().out
-    assert bridge_steps.is_done(ws.pruned("width"), profile, "width") and not bridge_steps.is_done(ws.pruned("depth"), profile, "width")
-    assert bridge_steps.is_done(ws.pruned("depth"), profile, "drop") == (importance.load(depth[0])["dropped_layers"] == [1, 4])
+    assert bridge_steps.is_done(ws.pruned("width"), profile, ws, "width") and not bridge_steps.is_done(ws.pruned("depth"), profile, ws, "width")
+    assert bridge_steps.is_done(ws.pruned("depth"), profile, ws, "drop") == (importance.load(depth[0])["dropped_layers"] == [1, 4])
     checks = bridge_steps.students(ws)
-    assert set(checks) == {"depth-pruned", "width-pruned"} and all(check.passed and check.dtype == "float32" for check in checks.values())
+    assert bridge_steps.is_done(ws.pruned("nas"), profile, ws, "nas") and pruning.run_search(profile, ws) == ws.pruned("nas")
+    assert set(checks) == {"depth-pruned", "width-pruned", "nas-pruned"} and all(check.passed and check.dtype == "float32" for check in checks.values())
     off_grid = dataclasses.replace(profile, prune=dataclasses.replace(settings, width_hidden_size=96))
     assert "--prune_export_config hidden_size: 96 is not a multiple of 64" in pruning.refusal(off_grid, ws, "width")
     for kind in ("depth", "width", "drop"):

@@ -24,9 +24,9 @@ def results(ws):
     return comparison.load(ws)
 
 
-def test_all_five_models_were_measured_on_the_same_tokens(profile, results):
+def test_every_model_was_measured_on_the_same_tokens(profile, ws, results):
     models = {row["model"]: row for row in results["models"]}
-    assert list(models) == list(comparison.MODELS) and results["tokens"] > 0 and results["profile"] == "tiny"
+    assert list(models) == list(comparison.models(ws)) and results["tokens"] > 0 and results["profile"] == "tiny"
     for row in models.values():
         for key in ("parameters", "non-embedding parameters", "test perplexity", "prefill ms", "prefill tokens/s", "decode tokens/s", "prefill time / teacher", "decode time / teacher"):
             assert math.isfinite(row[key]) and row[key] > 0, (row["model"], key)
@@ -43,19 +43,19 @@ def test_the_results_name_the_route_and_the_versions_that_produced_them(results,
         assert results["versions"][package].startswith(prefix), (package, results["versions"])
 
 
-def test_distillation_brings_each_student_closer_to_the_teacher(results):
+def test_distillation_brings_each_student_closer_to_the_teacher(ws, results):
     """What distillation minimises, on test text neither model trained on: the KL divergence from the teacher's
     next-token distribution falls by more than NOISE standard errors (`perplexity.difference`)."""
     per_window = results["per_window"]
-    for kind in comparison.KINDS:
+    for kind in ws.students:
         closer = difference(per_window[f"{kind}-pruned"]["KL to teacher"], per_window[f"{kind}-distilled"]["KL to teacher"])
         assert closer.exceeds(NOISE), f"{kind}: distillation lowered the KL divergence from the teacher by {closer}"
 
 
-def test_students_are_smaller_than_the_teacher(results):
+def test_students_are_smaller_than_the_teacher(ws, results):
     params = {row["model"]: row["parameters"] for row in results["models"]}
-    assert all(params[m] < params["teacher"] for m in comparison.MODELS[1:])
-    assert params["depth-pruned"] == params["depth-distilled"] and params["width-pruned"] == params["width-distilled"]
+    assert all(params[m] < params["teacher"] for m in comparison.models(ws)[1:])
+    assert all(params[f"{kind}-pruned"] == params[f"{kind}-distilled"] for kind in ws.students)
 
 
 def test_the_series_left_its_figures(ws):

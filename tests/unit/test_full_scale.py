@@ -101,9 +101,9 @@ def test_dry_run_plans_the_full_profile_without_problems(name):
 
 def test_qwen3_8b_and_its_students_have_the_published_sizes():
     teacher = dry_run.published_teacher("Qwen/Qwen3-8B")
-    sizes = {kind: dry_run.parameter_counts(dry_run.student(teacher.arch, prune.targets(PROFILES["qwen3-8b"], kind)), False)["total"]
+    sizes = {kind: dry_run.student(teacher.arch, prune.targets(PROFILES["qwen3-8b"], kind)).parameter_counts(False)["total"]
              for kind in ("depth", "width", "drop")}  # fmt: skip
-    assert round(dry_run.parameter_counts(teacher.arch, False)["total"] / 1e9, 1) == 8.2
+    assert round(teacher.arch.parameter_counts(False)["total"] / 1e9, 1) == 8.2
     assert all(5.8e9 < size < 6.1e9 for size in sizes.values()), sizes
     assert sizes["drop"] == sizes["depth"]
 
