@@ -119,14 +119,15 @@ SCORES = "02-search-scores.json"  # in ws.results: each pruned student scored wi
 
 
 def score_command(profile: Profile, ws: Workspace) -> list[str]:
-    """`helpers.prune.scores` of every pruned student, with the search's score function and settings."""
-    settings, pp_size = profile.prune.search, profile.prune.pp_size
-    args: list[object] = ["--pp_size", pp_size, "--hf_model_name_or_path", *(ws.pruned(kind) for kind in ws.students),
+    """`helpers.prune.scores` of every pruned student, with the search's score function and settings, in one process:
+    a student's layers need not split into the search's pipeline stages (SmolLM2's 21 do not into 2)."""
+    settings = profile.prune.search
+    args: list[object] = ["--pp_size", 1, "--hf_model_name_or_path", *(ws.pruned(kind) for kind in ws.students),
                           "--prune_score_func", settings.score_func, "--report", ws.results / SCORES]  # fmt: skip
     if settings.score_func == "val_loss":
         args += ["--score_data_path", ws.data_prefix("validation"), "--score_num_samples", settings.score_num_samples,
                  "--seq_length", profile.data.seq_length, "--mbs", profile.prune.mbs]  # fmt: skip
-    return torchrun(pp_size, "helpers.prune.scores", *args)
+    return torchrun(1, "helpers.prune.scores", *args)
 
 
 def student_scores(profile: Profile, ws: Workspace, overwrite: bool = False) -> dict[str, float]:
