@@ -45,22 +45,22 @@ def export(source):
 @pytest.fixture(scope="module")
 def fake_quantized(source):
     """The small Qwen3 fake-quantized here with the recipe and the windows the command calibrates on, its weights
-    rounded as the export rounds them, and its logits on the check's tokens."""
+    and ranges matched to the export's (`ptq.match_export`), and its logits on the check's tokens."""
     import modelopt.torch.quantization as mtq
     from transformers import AutoModelForCausalLM
 
     windows = token_windows(source["data"], CALIBRATION["--calib_seq"], CALIBRATION["--calib_size"])
     model = AutoModelForCausalLM.from_pretrained(source["model"]).eval()
     mtq.quantize(model, quant_config(default_kv_cache_qformat()), forward_loop=ptq.calibration_loop(windows, CALIBRATION["--batch_size"]))
-    ptq.round_weights_as_exported(model)
+    ptq.match_export(model)
     ids = ptq.check_ids(windows)
-    return {"ids": ids, "logits": ptq.logits(model, ids), "weights": {name: p.detach().clone() for name, p in model.named_parameters()}}
+    return {"ids": ids, "logits": ptq.logits(model, ids), "model": model}
 
 
 def test_the_command_calibrates_with_progress_and_reports_its_checks(export):
     path, log = export
     assert "calibrating: 16/16 windows" in log
-    assert "Reloaded with its scales the export gives the fake-quantized model's logits; loaded without them it does NOT give them." in log
+    assert "The reload gives the fake-quantized model's logits; a plain load does not." in log
     report = ptq.report(path)
     assert report["qformat"] == "fp8" and report["kv_cache_qformat"] == "fp8_cast" and "mtq.FP8_DEFAULT_CFG" in report["recipe"]
     assert report["calibration"] == {"windows": 16, "length": 64, "batch_size": 4, "algorithm": "max"}
@@ -73,11 +73,13 @@ def test_the_reload_gives_the_fake_quantized_models_logits(export, fake_quantize
     assert check.passed and check.decisive_positions > 0, check  # float32: every logit within 1e-3
 
 
-def test_rounding_as_the_export_does_leaves_the_export_as_it_is(export, fake_quantized):
-    """The fake-quantized model's rounded weights are the stored FP8 values times their scales, bit for bit."""
-    reloaded = dict(load_fp8(export[0]).named_parameters())
-    for name, weight in fake_quantized["weights"].items():
-        assert torch.equal(reloaded[name], weight), name
+def test_the_matched_fake_quantized_model_is_the_reloaded_export_bit_for_bit(export, fake_quantized):
+    """Its weights are the stored FP8 values times their scales, its ranges the stored scales times 448: the export
+    of the matched model is the export of the unmatched one."""
+    reloaded = load_fp8(export[0])
+    assert all(torch.equal(p, q) for p, q in zip(reloaded.parameters(), fake_quantized["model"].parameters(), strict=True))
+    for name, amax in ((name, q.amax) for name, q in fake_quantized["model"].named_modules() if name.endswith("_quantizer") and q.amax is not None):
+        assert torch.equal(reloaded.get_submodule(name).amax, amax), name
 
 
 def test_the_reload_is_the_stored_checkpoint_exactly(export):
@@ -101,6 +103,23 @@ def test_a_plain_load_is_wrong(export, fake_quantized):
         plain(fake_quantized["ids"])
     ignored = judge(ptq.logits(load_ignoring_scales(export[0]), fake_quantized["ids"]), fake_quantized["logits"], torch.float32)
     assert not ignored.passed and ignored.decisive_flips > ignored.decisive_positions / 2, ignored
+
+
+@pytest.mark.parametrize("kv_cache_qformat", ["fp8", "none"])
+def test_a_calibrated_kv_cache_and_none_reload_too(source, kv_cache_qformat):
+    """hf_ptq.py's other KV cache formats: calibrated scales stored as k_proj.k_scale and v_proj.v_scale, or no KV cache
+    quantization and no kv_cache_scheme in the config."""
+    path = source["root"] / f"kv-{kv_cache_qformat}"
+    windows = token_windows(source["data"], CALIBRATION["--calib_seq"], CALIBRATION["--calib_size"])
+    report = ptq.quantize(source["model"], path, windows, CALIBRATION["--batch_size"], kv_cache_qformat=kv_cache_qformat)
+    assert report["kv_cache_qformat"] == kv_cache_qformat and report["logits"]["reload vs FP8"]["passed"]
+    kv_scales = {name for name in tensors(path) if name.endswith(("k_scale", "v_scale"))}
+    attention = load_fp8(path).get_submodule("model.layers.0.self_attn")
+    if kv_cache_qformat == "fp8":
+        assert len(kv_scales) == 2 * 4 and attention.k_bmm_quantizer.amax != FP8_MAX
+    else:
+        assert not kv_scales and "kv_cache_scheme" not in json.loads((path / "config.json").read_text())["quantization_config"]
+        assert not attention.k_bmm_quantizer.is_enabled
 
 
 def test_the_config_carries_the_quantization_config(export):
