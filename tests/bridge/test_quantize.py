@@ -95,6 +95,21 @@ def test_the_reload_is_the_stored_checkpoint_exactly(export):
     assert not modules["lm_head"].weight_quantizer.is_enabled
 
 
+def test_matching_leaves_the_export_as_it_is(source, export, tmp_path):
+    """An export of the fake-quantized model as calibrated, not matched, stores the same bytes."""
+    import modelopt.torch.quantization as mtq
+    from modelopt.torch.export import export_hf_checkpoint
+    from transformers import AutoModelForCausalLM
+
+    windows = token_windows(source["data"], CALIBRATION["--calib_seq"], CALIBRATION["--calib_size"])
+    model = AutoModelForCausalLM.from_pretrained(source["model"]).eval()
+    mtq.quantize(model, quant_config(default_kv_cache_qformat()), forward_loop=ptq.calibration_loop(windows, CALIBRATION["--batch_size"]))
+    export_hf_checkpoint(model, export_dir=tmp_path)
+    unmatched, matched = tensors(tmp_path), tensors(export[0])
+    assert unmatched.keys() == matched.keys()
+    assert all(torch.equal(unmatched[name].float(), matched[name].float()) for name in matched)  # FP8 -> float32 is exact
+
+
 def test_a_plain_load_is_wrong(export, fake_quantized):
     from transformers import AutoModelForCausalLM
 
