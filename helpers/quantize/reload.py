@@ -42,7 +42,7 @@ def quantization_config(path: Path) -> dict | None:
 
 def load_ignoring_scales(path: Path) -> torch.nn.Module:
     """What a plain `AutoModelForCausalLM.from_pretrained` gives, with its FP8 weights cast to the model's dtype so that
-    it runs: every quantized weight is off by its scale."""
+    it runs (every quantized weight is off by its scale), in eval mode, on the GPU if there is one."""
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging
 
@@ -54,7 +54,7 @@ def load_ignoring_scales(path: Path) -> torch.nn.Module:
         model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype="auto")
     finally:
         logging.set_verbosity(verbosity)
-    return model.to(model.get_input_embeddings().weight.dtype).eval()
+    return model.to(model.get_input_embeddings().weight.dtype).to(device()).eval()
 
 
 def stored_scales(path: Path) -> dict[str, torch.Tensor]:
@@ -84,11 +84,11 @@ def load_fp8(path: Path) -> torch.nn.Module:
         for name, scale in scales.items():
             if name.endswith(".weight_scale"):
                 weight = modules[name.removesuffix(".weight_scale")].weight
-                weight.copy_(weight.float() * scale)
+                weight.copy_(weight.float() * scale.to(weight.device))
     kv_cache = "fp8" if quantization.get("kv_cache_scheme") else "none"
     mtq.quantize(model, quant_config(kv_cache), forward_loop=None)  # calibrates the weights only
     _set_ranges(dict(model.named_modules()), scales, kv_cache_scale_default=1.0 if kv_cache != "none" else None)
-    return model.to(device())
+    return model
 
 
 def _set_ranges(modules: dict[str, torch.nn.Module], scales: dict[str, torch.Tensor], kv_cache_scale_default: float | None) -> None:
@@ -111,7 +111,7 @@ def _set_ranges(modules: dict[str, torch.nn.Module], scales: dict[str, torch.Ten
     if unmatched := sorted(enabled ^ targets.keys()):
         raise ValueError(f"the checkpoint's scales and the recipe's quantizers differ: {unmatched[:6]} ({len(unmatched)} in all)")
     for name, scale in targets.items():
-        modules[name].amax = scale.float() * FP8_MAX
+        modules[name].amax = scale.float().to(device()) * FP8_MAX
 
 
 @contextmanager
