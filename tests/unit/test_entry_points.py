@@ -8,7 +8,7 @@ from interpreters import run_together
 ENTRY_POINTS = {
     "helpers.prune": "--target_num_layers", "helpers.distill": "--teacher_path", "helpers.conversion": "--report",
     "helpers.evaluate.losses": "--checkpoint", "helpers.prune.resave": "source", "helpers.evaluate.speed": "--rounds",
-    "helpers.series": "--dry-run",
+    "helpers.series": "--dry-run", "helpers.prune.scores": "--prune_score_func", "helpers.quantize": "--qformat",
 }  # fmt: skip
 
 
