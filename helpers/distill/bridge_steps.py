@@ -131,10 +131,10 @@ def step_seconds(ws: Workspace, kinds=None) -> dict[str, float]:
     return {kind: round(float(_series(ws, kind, "train_step_timing in s").median()), 2) for kind in kinds or ws.students}
 
 
-def export_students(ws: Workspace, overwrite: bool = False) -> dict[str, LogitsCheck]:
-    """Export each student's best distilled checkpoint to Hugging Face with its logits check, in one process; print
-    and return the checks. The pruned students are Hugging Face folders already on this route."""
-    todo = {f"{kind}-distilled": export_job(ws, f"{kind}-distilled", Path(runs.best(run_dir(ws, kind))["checkpoint"])) for kind in ws.students}
+def export_students(ws: Workspace, overwrite: bool = False, kinds=None) -> dict[str, LogitsCheck]:
+    """Export each student's (or each of `kinds`') best distilled checkpoint to Hugging Face with its logits check, in
+    one process; print and return the checks. The pruned students are Hugging Face folders already on this route."""
+    todo = {f"{kind}-distilled": export_job(ws, f"{kind}-distilled", Path(runs.best(run_dir(ws, kind))["checkpoint"])) for kind in kinds or ws.students}
     for job in todo.values():
         job.report.unlink(missing_ok=True)
     run(bridge_export.command(*todo.values(), overwrite=overwrite), ws.logs / "04-export.log")
