@@ -176,7 +176,7 @@ def search_section(profile: Profile, teacher: Teacher) -> str:
         f"Architecture search ({SEARCHED}): budget {params:,} parameters ({params / size:.0%} of the teacher's {size:,}); "
         f"at most {settings.max_width_pruning:.0%} of a width and {settings.max_depth_pruning:.0%} of the layers cut; score {settings.score_func}.",
         *(f"    {name:20} {values}" for name, values in space.items()),
-        f"{len(search.candidates(teacher.arch, space, teacher.tied_embeddings))} combinations; the {len(scored)} largest under the budget are scored "
+        f"{search.combinations(space)} combinations; the {len(scored)} largest under the budget are scored "
         f"({scored[-1][1] / 1e9:.2f}B to {scored[0][1] / 1e9:.2f}B parameters)." if scored else "No combination fits the budget.",
         f"Time: ~{minutes:.0f} minutes (ranking ~{SEARCH_MINUTES['ranking']}, then ~{SEARCH_MINUTES['per candidate at 6B']} minutes per "
         "candidate of 6B scored on 5% of MMLU, as ModelOpt's pruning guide measures it, in proportion to each candidate's size).",

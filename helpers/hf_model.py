@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,12 +14,17 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@contextmanager
-def loaded(path: Path) -> Iterator[torch.nn.Module]:
-    """A Hugging Face causal LM in its own dtype, in eval mode, on the GPU if there is one; freed afterwards."""
+def load(path: Path) -> torch.nn.Module:
+    """A Hugging Face causal LM in its own dtype, in eval mode, on the GPU if there is one."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").to(device()).eval()
+    return AutoModelForCausalLM.from_pretrained(path, torch_dtype="auto").to(device()).eval()
+
+
+@contextmanager
+def loaded(path: Path, load: Callable[[Path], torch.nn.Module] = load) -> Iterator[torch.nn.Module]:
+    """The model at `path` as `load` makes it (by default `load` above: a Hugging Face causal LM), freed afterwards."""
+    model = load(path)
     try:
         yield model
     finally:

@@ -76,9 +76,11 @@ class LogitsCheck:
             if self.dtype == "float32"
             else f"mean KL <= {HALF_PRECISION_MAX_KL:g}"
         )
+        return f"{verdict} ({self.dtype}: {criterion}, same top-1 token wherever the reference's leads by > {DECISIVE_MARGIN:g} sd): {self.numbers()}"
+
+    def numbers(self) -> str:
+        """What was measured, without a verdict (for comparisons that have no criterion to pass)."""
         return (
-            f"{verdict} ({self.dtype}: {criterion}, same top-1 token wherever the reference's leads by "
-            f"> {DECISIVE_MARGIN:g} sd): "
             f"max |difference| {self.max_abs_diff:.2e}, mean {self.mean_abs_diff:.2e}, mean KL {self.mean_kl:.2e}, "
             f"min cosine {self.min_cosine:.5f}, same top-1 token at {self.decisive_positions - self.decisive_flips} of "
             f"{self.decisive_positions} decisive positions and at {self.top1_agreement:.1%} of all {self.tokens}"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import sys
 from contextlib import nullcontext
@@ -41,13 +40,12 @@ from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import sample_token_ids
 from helpers.checkpoints import architecture
 from helpers.conversion.steps import inspect_hf_checkpoint
-from helpers.data_prefixes import missing_datasets
-from helpers.errors import Problem, SettingError, raise_if_any, refuse
+from helpers.errors import Problem, SettingError, raise_if_any
 from helpers.launch import is_rank0
 from helpers.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune import importance, search
 from helpers.prune.checks import PruneFacts, check_prune_args, gather
-from helpers.prune.scores import score_function
+from helpers.prune.scores import require_score_data, score_function
 
 # ModelOpt's export-config names, by the NeMo-named attribute the shared rules (`checks`) judge.
 EXPORT_CONFIG = {
@@ -152,7 +150,7 @@ def _search_problems(args: argparse.Namespace, facts: PruneFacts) -> list[Proble
         max_width_pruning=args.max_width_pruning, max_depth_pruning=args.max_depth_pruning,
         hparams_to_skip=args.hparams_to_skip, top_k=args.top_k, score_func=args.prune_score_func, names=SEARCH_FLAGS,
     )  # fmt: skip
-    if args.prune_score_func == "val_loss" and (not args.score_data_path or args.score_num_samples < 1):
+    if args.prune_score_func == search.VAL_LOSS and (not args.score_data_path or args.score_num_samples < 1):
         found.append(Problem("--score_data_path", "val_loss scores held-out windows: none given", "give the validation split's prefix and --score_num_samples"))
     return found
 
@@ -176,8 +174,8 @@ def check(args: argparse.Namespace) -> None:
     teacher = inspect_hf_checkpoint(Path(args.hf_model_name_or_path), "--hf_model_name_or_path")
     facts = gather(shared_rules_view(args))
     check_args(args, replace(facts, tied_embeddings=bool(teacher.config.get("tie_word_embeddings"))))
-    if args.prune_target_params is not None and args.prune_score_func == "val_loss" and missing_datasets([args.score_data_path]):
-        raise refuse("--score_data_path", f"{args.score_data_path}.bin / .idx not found", "give the validation split's prefix written by notebook 01")
+    if args.prune_target_params is not None and args.prune_score_func == search.VAL_LOSS:
+        require_score_data(args.score_data_path)
     if is_rank0():  # the writer; the other ranks would find its lock
         require_not_running(Path(args.output_hf_path), "--output_hf_path")
 
@@ -231,7 +229,7 @@ def search_record(args: argparse.Namespace, state: dict, dropped_layers: list[in
         "budget": args.prune_target_params, "score_func": args.prune_score_func,
         "limits": {"max_width_pruning": args.max_width_pruning, "max_depth_pruning": args.max_depth_pruning, "hparams_to_skip": args.hparams_to_skip, "top_k": args.top_k},
         "divisors": search.divisors(args.ss_channel_divisor), "search_space": space,
-        "combinations": math.prod(len(values) for values in space.values()),
+        "combinations": search.combinations(space),
         "scored": scored, "chosen": max(scored, key=lambda c: c["score"])["config"], "dropped_layers": dropped_layers,
     }  # fmt: skip
 
@@ -247,7 +245,7 @@ def prune_in_place(args: argparse.Namespace, loaded: conversion.Loaded) -> dict:
         drop_mcore_language_model_layers(loaded.module, layers_to_drop=args.drop_layers)
         return {"dropped_layers": sorted(args.drop_layers)}
     scores: dict = {}
-    divisors = {f"{name}_divisor": step for name, step in (search.divisors(args.ss_channel_divisor) if args.prune_target_params else EXPORT_DIVISORS).items()}
+    divisors = {f"{name}_divisor": step for name, step in (search.divisors(args.ss_channel_divisor) if args.prune_target_params is not None else EXPORT_DIVISORS).items()}
     constraints, config = search_config(args, loaded)
     with importance.recorded(scores):
         _, state = mtp.prune(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +26,10 @@ from pathlib import Path
 import torch
 
 from helpers.data.indexed import token_windows
+from helpers.data_prefixes import missing_datasets
 from helpers.errors import SettingError, refuse
 from helpers.launch import is_rank0
+from helpers.prune import search
 
 
 def score_function(name: str, loaded, *, hf_dir: Path, data_path: Path | None, num_samples: int, seq_length: int, mbs: int) -> Callable[[torch.nn.Module], float]:
@@ -36,7 +37,7 @@ def score_function(name: str, loaded, *, hf_dir: Path, data_path: Path | None, n
     on every rank. Collective."""
     from helpers.conversion import bridge as conversion
 
-    mmlu = re.fullmatch(r"mmlu_(\d+)pct", name)
+    mmlu = search.MMLU.fullmatch(name)
     if mmlu:
         from modelopt.torch.utils.plugins.megatron_mmlu import megatron_mmlu
         from transformers import AutoTokenizer
@@ -45,7 +46,7 @@ def score_function(name: str, loaded, *, hf_dir: Path, data_path: Path | None, n
         # ModelOpt 0.44 (the GPU containers') calls the share `fraction`; 0.43 (the CPU rehearsal's) `percentage`
         share = "fraction" if "fraction" in inspect.signature(megatron_mmlu).parameters else "percentage"
         return lambda model: megatron_mmlu(model, tokenizer, few_shots=0, **{share: fraction})
-    if name != "val_loss":
+    if name != search.VAL_LOSS:
         raise refuse("--prune_score_func", f"{name!r} is no score function", "give mmlu_<N>pct or val_loss")
     windows = torch.from_numpy(token_windows(data_path, seq_length, num_samples))
 
@@ -63,6 +64,12 @@ def score_function(name: str, loaded, *, hf_dir: Path, data_path: Path | None, n
         return -(total / len(windows)).item()
 
     return minus_val_loss
+
+
+def require_score_data(data_path) -> None:
+    """Refuse `val_loss` without the held-out data it reads (.bin and .idx), before any model is loaded."""
+    if not data_path or missing_datasets([str(data_path)]):
+        raise refuse("--score_data_path", f"{data_path}.bin / .idx not found", "give the validation split's prefix written by notebook 01")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         conversion.require_launched(args.pp_size)
-        if args.prune_score_func == "val_loss" and not (args.score_data_path and Path(f"{args.score_data_path}.bin").is_file()):
-            raise refuse("--score_data_path", f"{args.score_data_path}: no tokenized data there", "give the prefix of notebook 01's validation split")
+        if args.prune_score_func == search.VAL_LOSS:
+            require_score_data(args.score_data_path)
     except SettingError as error:
         print(f"helpers.prune.scores refused to start:\n{error}", file=sys.stderr)
         return 2

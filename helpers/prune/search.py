@@ -15,6 +15,7 @@ refused before the model is loaded, and the dry run can say how many candidates 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import replace
 from itertools import product
@@ -27,7 +28,8 @@ from helpers.errors import Problem
 # where --ss_channel_divisor replaces the first two).
 DIVISORS = {"hidden_size": 256, "ffn_hidden_size": 512, "num_layers": 2}
 SEARCHABLE = ("hidden_size", "ffn_hidden_size", "num_attention_heads", "num_layers")  # mcore_minitron's, for a dense GPT
-SCORE_FUNCS = re.compile(r"mmlu_(\d+)pct|val_loss")
+MMLU = re.compile(r"mmlu_(\d+)pct")  # a score function: MMLU on N% of each subject
+VAL_LOSS = "val_loss"  # the other: minus the loss on held-out windows
 RECORD = "search.json"  # in the searched student's folder
 
 
@@ -58,6 +60,11 @@ def search_space(arch: Architecture, channel_divisor: int | None, max_width_prun
     return space
 
 
+def combinations(space: dict[str, list[int]]) -> int:
+    """How many architectures the search space holds (ModelOpt's "Total search space in consideration")."""
+    return math.prod(len(values) for values in space.values())
+
+
 def candidates(arch: Architecture, space: dict[str, list[int]], tied_embeddings: bool) -> list[tuple[dict[str, int], int]]:
     """Every combination of the search space with its parameter count, largest first."""
     combos = [dict(zip(space, values)) for values in product(*space.values())]
@@ -75,7 +82,7 @@ def problems(arch: Architecture, tied_embeddings: bool, budget: float, *, channe
     """What makes a search impossible or meaningless, before the model is loaded; `names` are the flags' names."""
     found = []
     teacher = arch.parameter_counts(tied_embeddings)["total"]
-    if not SCORE_FUNCS.fullmatch(score_func):
+    if score_func != VAL_LOSS and not MMLU.fullmatch(score_func):
         found.append(Problem(names["score_func"], f"{score_func!r} is no score function", "give mmlu_<N>pct (MMLU on N% of each subject) or val_loss"))
     for name, share in (("max_width_pruning", max_width_pruning), ("max_depth_pruning", max_depth_pruning)):
         if not 0 < share < 1:

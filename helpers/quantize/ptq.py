@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from helpers.conversion.logits import MIN_TOKENS, LogitsCheck, judge
-from helpers.hf_model import free_device_memory, loaded
+from helpers.hf_model import loaded
 from helpers.outputs import produce
 from helpers.quantize.recipe import FP8_MAX, QFORMAT, default_kv_cache_qformat, describe, quant_config
 from helpers.quantize.reload import load_fp8, load_ignoring_scales, quantization_config
@@ -152,7 +152,7 @@ def _quantize_and_export(hf_dir: Path, export: Path, windows: np.ndarray, batch_
     checks["plain load vs FP8"] = _judge_loaded(load_ignoring_scales, export, ids, fp8, dtype)
     seconds["checks"] = time.monotonic() - began
     for name, check in checks.items():
-        print(f"Logits, {name}: {_numbers(check)}", flush=True)
+        print(f"Logits, {name}: {check.numbers()}", flush=True)
     moved, total = rounding["rounded otherwise by the export"], rounding["FP8 weights"]
     print(f"The export rounds {moved:,} of the {total:,} FP8 weights ({moved / total:.4%}) to the other neighbour than fake quantization.", flush=True)
     reloaded, plain = checks["reload vs FP8"].passed, checks["plain load vs FP8"].passed
@@ -175,14 +175,5 @@ def _quantize_and_export(hf_dir: Path, export: Path, windows: np.ndarray, batch_
 
 
 def _judge_loaded(load, export: Path, ids: torch.Tensor, fp8: torch.Tensor, dtype: torch.dtype) -> LogitsCheck:
-    check = judge(logits(load(export), ids), fp8, dtype)
-    free_device_memory()  # the loaded model is gone with the expression
-    return check
-
-
-def _numbers(check: LogitsCheck) -> str:
-    return (
-        f"mean KL {check.mean_kl:.2e}, max |difference| {check.max_abs_diff:.2e}, same top-1 token at "
-        f"{check.decisive_positions - check.decisive_flips} of {check.decisive_positions} decisive positions and at "
-        f"{check.top1_agreement:.1%} of all {check.tokens}"
-    )
+    with loaded(export, load) as model:
+        return judge(logits(model, ids), fp8, dtype)

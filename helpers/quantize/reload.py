@@ -17,13 +17,11 @@ fake-quantized model computed before its export.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from helpers.hf_model import device, free_device_memory
+from helpers.hf_model import device
 from helpers.quantize.recipe import FP8_MAX, quant_config
 
 # Stored scale suffix -> the ModelOpt quantizer it calibrates, relative to the module that owns the scale.
@@ -112,14 +110,3 @@ def _set_ranges(modules: dict[str, torch.nn.Module], scales: dict[str, torch.Ten
         raise ValueError(f"the checkpoint's scales and the recipe's quantizers differ: {unmatched[:6]} ({len(unmatched)} in all)")
     for name, scale in targets.items():
         modules[name].amax = scale.float().to(device()) * FP8_MAX
-
-
-@contextmanager
-def loaded_fp8(path: Path) -> Iterator[torch.nn.Module]:
-    """`load_fp8`, freed afterwards (as `hf_model.loaded`)."""
-    model = load_fp8(path)
-    try:
-        yield model
-    finally:
-        del model
-        free_device_memory()
