@@ -23,9 +23,12 @@ from helpers.checkpoints import Architecture
 from helpers.distill import budget, nodes
 from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
-from helpers.evaluate import losses, mmlu
+from helpers.evaluate import losses, mmlu, throughput
 from helpers.profiles import KINDS, Profile
 from helpers.prune import search
+from helpers.quantize import cli as quantize_cli
+from helpers.quantize import steps as quantize_steps
+from helpers.quantize.recipe import weight_bytes
 from helpers.routes import SEARCHED, get_route
 from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
@@ -43,6 +46,7 @@ PLANNED_TOKENS = 90_000_000_000
 class Teacher:
     arch: Architecture
     tied_embeddings: bool
+    context_length: int  # max_position_embeddings
 
 
 def published_teacher(hf_id: str) -> Teacher:
@@ -60,7 +64,7 @@ def published_teacher(hf_id: str) -> Teacher:
         head_dim=config["head_dim"],
         vocab_size=config["vocab_size"],
     )
-    return Teacher(arch, config["tie_word_embeddings"])
+    return Teacher(arch, config["tie_word_embeddings"], config["max_position_embeddings"])
 
 
 def student(teacher: Architecture, targets: dict) -> Architecture:
@@ -104,6 +108,8 @@ def commands(profile: Profile, ws: Workspace) -> list[Step]:
     if profile.evaluation.mmlu:
         devices = profile.distill.devices * profile.distill.num_nodes
         steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.hf_model(label), report / "mmlu" / label, devices=devices)) for label in ("teacher", *(f"{kind}-distilled" for kind in ws.students))]
+    steps += [Step("04", f"FP8: {label}", quantize_steps.command(profile, ws, label)) for label in quantize_steps.sources(ws)]
+    steps += [Step("04", f"vLLM throughput: {label}", throughput.command(path, profile.quantize)) for label, path in quantize_steps.deployable(ws).items()]
     return steps
 
 
@@ -132,6 +138,10 @@ def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Pr
         args = prune_entry.parser().parse_args(_entry_arguments(command, "helpers.prune.bridge"))
         facts = PruneFacts(source=teacher.arch, tied_embeddings=teacher.tied_embeddings)
         problems += _problems(lambda: prune_entry.check_args(args, facts), f"prune {SEARCHED}")
+    for label in quantize_steps.sources(ws):
+        args = quantize_cli.parser().parse_args(_entry_arguments(quantize_steps.command(profile, ws, label), "helpers.quantize"))
+        problems += [problem._replace(setting=f"FP8 {label}: {problem.setting}") for problem in quantize_cli.settings_problems(args)]
+    problems += throughput.problems(profile.quantize, teacher.context_length)
     teacher_size = teacher.arch.parameter_counts(teacher.tied_embeddings)["total"]
     for kind in KINDS:
         arch = student(teacher.arch, prune.targets(profile, kind))
@@ -182,6 +192,17 @@ def search_section(profile: Profile, teacher: Teacher) -> str:
         "candidate of 6B scored on 5% of MMLU, as ModelOpt's pruning guide measures it, in proportion to each candidate's size).",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def fp8_section(archs: dict[str, Architecture], tied: bool) -> str:
+    """Each model's weights in bf16 and after notebook 04's FP8 step: what its checkpoint takes on disk, and about what
+    a serving engine holds in GPU memory for it (the Nemotron-Nano document's "model loading memory")."""
+    gb = pd.DataFrame({name: {fp8: weight_bytes(arch.parameter_counts(tied), fp8) / 1e9 for fp8 in (False, True)} for name, arch in archs.items()})
+    gb.index = ["bf16", "FP8"]
+    return (
+        "Weights (GB), bf16 and FP8 (notebook 04: the linear layers in FP8; embeddings, norms and output layer in bf16).\n"
+        "The FP8 checkpoints of the teacher and the distilled students add their sizes to the disk below:\n" + gb.round(2).to_string()
+    )
 
 
 def _problems(check, step: str) -> list[Problem]:
@@ -242,6 +263,7 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
         pd.DataFrame({name: arch.as_dict() for name, arch in archs.items()}).to_string(),
         "Parameters (billions):",
         sizes.round(3).to_string(),
+        fp8_section(archs, teacher.tied_embeddings),
         f"Distillation budget: {kd.num_tokens:,} tokens of {kd.seq_length} at global batch {kd.gbs} -> {kd.max_steps} steps; "
         f"warmup, logging and validation every {kd.interval} steps; {kd.tokens:,} tokens seen.",
     ]

@@ -140,6 +140,26 @@ def tradeoffs(table, path: Path, speed: str):
     return _save(figure, path)
 
 
+def fp8(table, path: Path, fp8: dict):
+    """Test perplexity against the weights' size on disk: every model as exported (bf16 on GPUs), and each quantized one in FP8
+    (diamonds), an arrow from the one to the other. `fp8`: comparison.json's record of the step (its recipe, or why
+    it was skipped)."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.4))
+    for model, row in table.iterrows():
+        x, y = float(row["weights MB"]), float(row["test perplexity"])
+        axis.scatter([x], [y], color=color(model), s=80, marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"))
+        axis.annotate(model, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        if np.isfinite(float(row.get("FP8 weights MB", np.nan))):
+            end = (float(row["FP8 weights MB"]), float(row["FP8 test perplexity"]))
+            axis.scatter([end[0]], [end[1]], color=color(model), s=70, marker="D")
+            axis.annotate(f"{model} FP8", end, textcoords="offset points", xytext=(5, -10), fontsize=8)
+            axis.annotate("", xy=end, xytext=(x, y), arrowprops={"arrowstyle": "->", "color": color(model), "alpha": 0.6})
+    axis.set(xlabel="weights on disk (MB)", ylabel="test perplexity (lower is better)", title="accuracy vs size: as exported and in FP8")
+    note = fp8.get("recipe") or f"not measured here: {fp8.get('skipped')}"
+    figure.text(0.5, -0.02, f"FP8: {note}", ha="center", va="top", fontsize=8, wrap=True)
+    return _save(figure, path)
+
+
 def speed(table, path: Path, settings: str):
     """Prefill and decode time of each model relative to the teacher, measured in interleaved rounds; a ratio the
     measurement marked unreliable is drawn grey and labelled with a "?", and the note under the figure says why."""

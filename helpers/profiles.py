@@ -128,6 +128,20 @@ class EvalSettings:
 
 
 @dataclass(frozen=True)
+class QuantizeSettings:
+    """Notebook 04's FP8 step: calibration, with the flags of ModelOpt's examples/llm_ptq/hf_ptq.py (defaults: its
+    own), and the workload of `vllm bench throughput` on GPUs (defaults: the Nemotron-Nano document's 32,768 input and
+    1,024 output tokens per request, with vLLM's default 1,000 requests)."""
+
+    calib_size: int = 512  # training windows to calibrate on
+    calib_seq: int = 512  # tokens per window
+    batch_size: int = 8  # windows per forward pass
+    bench_input_len: int = 32768
+    bench_output_len: int = 1024
+    bench_num_prompts: int = 1000
+
+
+@dataclass(frozen=True)
 class Gpu:
     """The accelerator a full profile is planned for (the dry run's memory and time estimates)."""
 
@@ -148,6 +162,7 @@ class Profile:
     prune: PruneSettings
     distill: DistillSettings
     evaluation: EvalSettings
+    quantize: QuantizeSettings = QuantizeSettings()
     gpu: Gpu | None = None  # None: the CPU rehearsal
     notes: tuple[str, ...] = field(default=())
 
@@ -199,6 +214,8 @@ PROFILES: dict[str, Profile] = {
                 mmlu=False,
                 speed_rounds=3,  # the tiny models' speed shows the procedure, not a finding
             ),
+            # 2,048 training tokens set every range; its context is Qwen3's, the benchmark's requests much shorter
+            quantize=QuantizeSettings(calib_size=16, calib_seq=128, batch_size=4, bench_input_len=1024, bench_output_len=128, bench_num_prompts=200),
         ),
         Profile(
             name="smollm2-135m",
@@ -241,6 +258,8 @@ PROFILES: dict[str, Profile] = {
                 mmlu=False,
                 speed_rounds=5,
             ),
+            # 16,384 training tokens; requests fit SmolLM2's 8,192-token context
+            quantize=QuantizeSettings(calib_size=64, calib_seq=256, batch_size=4, bench_input_len=4096, bench_output_len=512, bench_num_prompts=200),
         ),
         Profile(
             name="qwen3-1.7b",

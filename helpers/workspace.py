@@ -71,6 +71,10 @@ class Workspace:
             return self.pruned(kind)
         return self.exported(label)
 
+    def fp8(self, label: str) -> Path:
+        """The FP8 checkpoint of a compared model ("teacher" or "<kind>-distilled"), quantized in notebook 04."""
+        return self.models / "fp8" / label
+
     @property
     def data(self) -> Path:
         return self.root / "wikitext-data"

@@ -107,8 +107,15 @@ def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:
 
 def load(ws: Workspace) -> dict:
     """The saved comparison: {"profile", "route", "versions": {package: version}, "tokens", "device", "speed", "per_window": {model: {"loss": [...], "KL to
-    teacher": [...]}, one value per test window, for `perplexity.difference`}, "models": [one record per model]}."""
+    teacher": [...]}, one value per test window, for `perplexity.difference`}, "models": [one record per model]}; after
+    notebook 04's FP8 step also "fp8" (the recipe and calibration, or why it was skipped) and per-window scores of each
+    "<model>-fp8", and after its vLLM step "vllm" ({checkpoint: figures})."""
     return json.loads((ws.results / f"{RESULTS}.json").read_text())
+
+
+def table(ws: Workspace) -> pd.DataFrame:
+    """The saved comparison's table, one row per model."""
+    return pd.DataFrame(load(ws)["models"]).set_index("model")
 
 
 def provenance(ws: Workspace) -> pd.Series:
@@ -121,9 +128,15 @@ def provenance(ws: Workspace) -> pd.Series:
 
 def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd.DataFrame:
     """Add MMLU accuracies to the table and re-save it."""
-    table = table.assign(**{"MMLU (5-shot)": pd.Series(scores)})
-    metadata = {k: v for k, v in load(ws).items() if k != "models"}
-    save(table, ws, **metadata)
+    return update(table.assign(**{"MMLU (5-shot)": pd.Series(scores)}), ws)
+
+
+def update(table: pd.DataFrame, ws: Workspace, per_window: dict[str, dict[str, list[float]]] | None = None, **metadata) -> pd.DataFrame:
+    """Re-save the comparison with `table` (a later step's columns added), its per-window scores extended by
+    `per_window` and its metadata by `metadata`."""
+    saved = {key: value for key, value in load(ws).items() if key != "models"}
+    saved["per_window"] = saved["per_window"] | (per_window or {})
+    save(table, ws, **(saved | metadata))
     return table
 
 

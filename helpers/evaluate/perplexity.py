@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from helpers.hf_model import device, loaded, parameters
+from helpers.hf_model import device, load, loaded, parameters
 
 
 def window_scores(model: torch.nn.Module, windows: np.ndarray, batch_size: int, teacher: torch.nn.Module | None = None) -> dict[str, np.ndarray]:
@@ -87,10 +88,11 @@ def greedy_generation(model: torch.nn.Module, tokenizer, prompt: str, max_new_to
     return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, prompt: str, max_new_tokens: int, teacher: torch.nn.Module | None = None) -> dict:
+def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, prompt: str, max_new_tokens: int, teacher: torch.nn.Module | None = None, load: Callable[[Path], torch.nn.Module] = load) -> dict:
     """Size, test loss and perplexity (per window too), the KL divergence from the `teacher` if given, and a greedy
-    generation of one model (speed: `helpers.evaluate.speed`, all models together)."""
-    with loaded(path) as model:
+    generation of `max_new_tokens` (none if 0) of one model, as `load` makes it (an FP8 checkpoint:
+    `helpers.quantize.reload.load_fp8`; speed: `helpers.evaluate.speed`, all models together)."""
+    with loaded(path, load) as model:
         scores = window_scores(model, windows, batch_size, teacher)
         loss = float(scores["loss"].mean())
         kl = {"KL to teacher": round(float(scores["KL to teacher"].mean()), 5)} if teacher is not None else {}
@@ -99,6 +101,6 @@ def evaluate(path: Path, windows: np.ndarray, tokenizer, *, batch_size: int, pro
             "test loss": round(loss, 4),
             "test perplexity": round(math.exp(loss), 2),
             **kl,
-            "generation": greedy_generation(model, tokenizer, prompt, max_new_tokens),
+            **({"generation": greedy_generation(model, tokenizer, prompt, max_new_tokens)} if max_new_tokens else {}),
             "per window": {name: values.round(5).tolist() for name, values in scores.items()},
         }

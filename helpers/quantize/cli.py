@@ -35,24 +35,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check(args: argparse.Namespace) -> None:
-    """Every check that needs no model: raises SettingError with all the problems at once."""
+def settings_problems(args: argparse.Namespace) -> list[Problem]:
+    """What is wrong with the flags themselves, wherever they would run (the dry run checks a plan with these)."""
     problems = []
     if args.qformat != QFORMAT:
         problems.append(Problem("--qformat", f"{args.qformat!r} is not supported here", "use --qformat fp8, or ModelOpt's examples/llm_ptq/hf_ptq.py for other formats"))
-    elif reason := fp8_supported():
+    problems += [Problem(f"--{name}", f"is {getattr(args, name)}", f"give at least {least}") for name, least in (("calib_size", 1), ("calib_seq", 2), ("batch_size", 1)) if getattr(args, name) < least]
+    if args.kv_cache_qformat == "fp8_cast" and not constant_kv_amax_supported():
+        problems.append(Problem("--kv_cache_qformat", "fp8_cast needs ModelOpt's use_constant_amax (0.43 has it, this one does not)", "use --kv_cache_qformat fp8, this ModelOpt's default"))
+    if args.export_path.resolve() == args.pyt_ckpt_path.resolve():
+        problems.append(Problem("--export_path", "is the checkpoint to quantize", "give a folder of its own"))
+    return problems
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every check that needs no model: raises SettingError with all the problems at once."""
+    problems = settings_problems(args)
+    if args.qformat == QFORMAT and (reason := fp8_supported()):
         problems.append(Problem("--qformat", reason, "run on a GPU, or on the Megatron-Bridge route's stack (ModelOpt 0.43), which quantizes FP8 on CPU"))
     if not is_hf_checkpoint(args.pyt_ckpt_path):
         problems.append(Problem("--pyt_ckpt_path", f"{args.pyt_ckpt_path} is not a Hugging Face checkpoint (config.json, weights, tokenizer)", "give the folder of a complete checkpoint"))
     elif "quantization_config" in (args.pyt_ckpt_path / "config.json").read_text():
         problems.append(Problem("--pyt_ckpt_path", f"{args.pyt_ckpt_path} is already quantized", "give the unquantized checkpoint"))
-    if args.export_path.resolve() == args.pyt_ckpt_path.resolve():
-        problems.append(Problem("--export_path", "is the checkpoint to quantize", "give a folder of its own"))
     if not all(args.data_paths.with_suffix(suffix).is_file() for suffix in (".bin", ".idx")):
         problems.append(Problem("--data_paths", f"{args.data_paths}.bin/.idx do not exist", "give the prefix of the tokenized training split"))
-    problems += [Problem(f"--{name}", f"is {getattr(args, name)}", f"give at least {least}") for name, least in (("calib_size", 1), ("calib_seq", 2), ("batch_size", 1)) if getattr(args, name) < least]
-    if args.kv_cache_qformat == "fp8_cast" and not constant_kv_amax_supported():
-        problems.append(Problem("--kv_cache_qformat", "fp8_cast needs ModelOpt's use_constant_amax (0.43 has it, this one does not)", "use --kv_cache_qformat fp8, this ModelOpt's default"))
     raise_if_any(problems)
     require_not_running(args.export_path, "--export_path")
 

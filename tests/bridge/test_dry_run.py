@@ -22,7 +22,7 @@ def test_series_dry_run_on_the_bridge_route_succeeds(name, tmp_path):
     assert "No problems found" in result.stdout and not any(tmp_path.iterdir())  # a plan writes nothing
     for expected in ("nvcr.io/nvidia/nemo:26.02", "pip install nvidia-modelopt==0.44.0", "-m helpers.conversion.bridge",
                      "-m helpers.prune.bridge", "--prune_export_config", "-m helpers.distill.bridge --student_hf_path",
-                     "-m helpers.distill.bridge_export"):  # fmt: skip
+                     "-m helpers.distill.bridge_export", "-m helpers.quantize --pyt_ckpt_path", "vllm bench throughput --model"):  # fmt: skip
         assert expected in result.stdout, expected
     assert "llm.import_ckpt" not in result.stdout and "-m helpers.distill " not in result.stdout
 
@@ -49,3 +49,28 @@ def test_the_bridge_dry_run_refuses_a_global_batch_the_micro_batches_cannot_make
     bad = dataclasses.replace(profile, distill=dataclasses.replace(profile.distill, gbs=770))
     _, problems = dry_run.plan(bad, WS)
     assert any(p.setting.startswith("distill depth: --gbs") for p in problems), problems
+
+
+def test_the_plan_quantizes_the_deployable_models_and_benchmarks_every_checkpoint():
+    profile = PROFILES["qwen3-8b"]
+    steps = dry_run.commands(profile, WS)
+    fp8 = {step.what: step.command for step in steps if step.what.startswith("FP8: ")}
+    assert list(fp8) == ["FP8: teacher", "FP8: depth-distilled", "FP8: width-distilled", "FP8: nas-distilled"]
+    teacher = fp8["FP8: teacher"]
+    assert teacher[teacher.index("--export_path") + 1] == "/w/qwen3-8b/bridge/models/fp8/teacher" and teacher[teacher.index("--calib_size") + 1] == "512"
+    models = [step.command[step.command.index("--model") + 1] for step in steps if step.what.startswith("vLLM throughput: ")]
+    labels = ("Qwen3-8B", "hf-export/depth-distilled", "hf-export/width-distilled", "hf-export/nas-distilled")
+    fp8_labels = ("fp8/teacher", "fp8/depth-distilled", "fp8/width-distilled", "fp8/nas-distilled")
+    assert models == [f"/w/qwen3-8b/bridge/models/{label}" for label in (*labels, *fp8_labels)]
+    text, _ = dry_run.plan(profile, WS)
+    sizes = text[text.index("Weights (GB)") :].splitlines()
+    # 8.19B parameters in bf16; in FP8 its 6.95B linear-layer parameters take one byte each
+    assert sizes[3].split()[:2] == ["bf16", "16.38"] and sizes[4].split()[:2] == ["FP8", "9.44"]
+
+
+def test_the_plan_refuses_what_the_quantization_command_and_vllm_would_refuse():
+    profile = PROFILES["qwen3-8b"]
+    bad = dataclasses.replace(profile, quantize=dataclasses.replace(profile.quantize, calib_size=0, bench_input_len=40000))
+    _, problems = dry_run.plan(bad, WS)
+    settings = [p.setting for p in problems]
+    assert settings == [*(f"FP8 {label}: --calib_size" for label in ("teacher", "depth-distilled", "width-distilled", "nas-distilled")), "quantize.bench_input_len"]
