@@ -107,7 +107,7 @@ def commands(profile: Profile, ws: Workspace) -> list[Step]:
     steps.append(exports)
     if profile.evaluation.mmlu:
         devices = profile.distill.devices * profile.distill.num_nodes
-        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(ws.hf_model(label), report / "mmlu" / label, devices=devices)) for label in ("teacher", *(f"{kind}-distilled" for kind in ws.students))]
+        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(path, report / "mmlu" / label, devices=devices)) for label, path in quantize_steps.sources(ws).items()]
     steps += [Step("04", f"FP8: {label}", quantize_steps.command(profile, ws, label)) for label in quantize_steps.sources(ws)]
     steps += [Step("04", f"vLLM throughput: {label}", throughput.command(path, profile.quantize)) for label, path in quantize_steps.deployable(ws).items()]
     return steps
@@ -194,10 +194,11 @@ def search_section(profile: Profile, teacher: Teacher) -> str:
     return "\n".join(lines)
 
 
-def fp8_section(archs: dict[str, Architecture], tied: bool) -> str:
-    """Each model's weights in bf16 and after notebook 04's FP8 step: what its checkpoint takes on disk, and about what
-    a serving engine holds in GPU memory for it (the Nemotron-Nano document's "model loading memory")."""
-    gb = pd.DataFrame({name: {fp8: weight_bytes(arch.parameter_counts(tied), fp8) / 1e9 for fp8 in (False, True)} for name, arch in archs.items()})
+def fp8_section(counts: dict[str, dict[str, int]]) -> str:
+    """Each model's weights (from its parameter counts per component) in bf16 and after notebook 04's FP8 step: what its
+    checkpoint takes on disk, and about what a serving engine holds in GPU memory for it (the Nemotron-Nano document's
+    "model loading memory")."""
+    gb = pd.DataFrame({name: {fp8: weight_bytes(count, fp8) / 1e9 for fp8 in (False, True)} for name, count in counts.items()})
     gb.index = ["bf16", "FP8"]
     return (
         "Weights (GB), bf16 and FP8 (notebook 04: the linear layers in FP8; embeddings, norms and output layer in bf16).\n"
@@ -252,7 +253,8 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
     teacher_shape, student_shapes = shapes(profile)  # refuses a profile whose teacher is built on this machine
     teacher = published_teacher(profile.model.hf_id)
     archs = {"teacher": teacher.arch} | {f"{kind}-pruned": student(teacher.arch, prune.targets(profile, kind)) for kind in (*KINDS, "drop")}
-    sizes = pd.DataFrame({name: arch.parameter_counts(teacher.tied_embeddings) for name, arch in archs.items()}) / 1e9
+    counts = {name: arch.parameter_counts(teacher.tied_embeddings) for name, arch in archs.items()}
+    sizes = pd.DataFrame(counts) / 1e9
     problems = check_commands(profile, ws, teacher)
     kd = budget.plan(profile.distill, profile.data.seq_length)
     route = get_route(ws.route)
@@ -263,7 +265,7 @@ def plan(profile: Profile, ws: Workspace) -> tuple[str, list[Problem]]:
         pd.DataFrame({name: arch.as_dict() for name, arch in archs.items()}).to_string(),
         "Parameters (billions):",
         sizes.round(3).to_string(),
-        fp8_section(archs, teacher.tied_embeddings),
+        fp8_section(counts),
         f"Distillation budget: {kd.num_tokens:,} tokens of {kd.seq_length} at global batch {kd.gbs} -> {kd.max_steps} steps; "
         f"warmup, logging and validation every {kd.interval} steps; {kd.tokens:,} tokens seen.",
     ]

@@ -16,6 +16,11 @@ def color(model: str) -> str:
     return COLORS[model.split("-")[0]]
 
 
+def marker(model: str) -> str:
+    """The marker of `model` in the accuracy figures: a star for the teacher, a dot once distilled, a cross when pruned."""
+    return "*" if model == "teacher" else ("o" if model.endswith("distilled") else "x")
+
+
 def _save(figure, path: Path):
     """Save the figure whole (nothing cut at the edges), and close it so a notebook shows it once: as the cell's value."""
     figure.tight_layout()
@@ -125,8 +130,7 @@ def tradeoffs(table, path: Path, speed: str):
         for model, row in table.iterrows():
             x, y = float(row[column]) / scale, float(row["test perplexity"])
             unsure = axis is fast and not row["prefill reliable"]
-            axis.scatter([x], [y], color="lightgrey" if unsure else color(model), s=80,
-                         marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"))  # fmt: skip
+            axis.scatter([x], [y], color="lightgrey" if unsure else color(model), s=80, marker=marker(model))
             axis.annotate(model + ("?" if unsure else ""), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         for kind in sorted({model.split("-")[0] for model in table.index} - {"teacher"}):
             start, end = table.loc[f"{kind}-pruned"], table.loc[f"{kind}-distilled"]
@@ -147,7 +151,7 @@ def fp8(table, path: Path, fp8: dict):
     figure, axis = plt.subplots(figsize=(7.5, 4.4))
     for model, row in table.iterrows():
         x, y = float(row["weights MB"]), float(row["test perplexity"])
-        axis.scatter([x], [y], color=color(model), s=80, marker="*" if model == "teacher" else ("o" if model.endswith("distilled") else "x"))
+        axis.scatter([x], [y], color=color(model), s=80, marker=marker(model))
         axis.annotate(model, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         if np.isfinite(float(row.get("FP8 weights MB", np.nan))):
             end = (float(row["FP8 weights MB"]), float(row["FP8 test perplexity"]))

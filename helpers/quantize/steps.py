@@ -25,7 +25,8 @@ MB = 1e6
 
 
 def sources(ws: Workspace) -> dict[str, Path]:
-    """What notebook 04 quantizes: the teacher and each distilled student, the checkpoints one would deploy."""
+    """The teacher and each distilled student, the checkpoints one would deploy: what notebook 04 quantizes to FP8 and
+    scores on MMLU."""
     return {label: ws.hf_model(label) for label in ("teacher", *(f"{kind}-distilled" for kind in ws.students))}
 
 
