@@ -28,11 +28,11 @@ def problems(route: str) -> list[str]:
 def import_stack(route: str) -> None:
     """Import the route's whole stack once, as its steps do."""
     if route == "nemo2":
-        from helpers.stack import nemo_llm
+        from helpers.run.stack import nemo_llm
 
         nemo_llm()
     else:
-        from helpers.stack import megatron_bridge
+        from helpers.run.stack import megatron_bridge
 
         megatron_bridge()
 

@@ -35,7 +35,7 @@ import torch
 
 from helpers.conversion import logits as gate
 from helpers.data import cpu_dtype
-from helpers.dry_run import HUB_CONFIGS
+from helpers.series.dry_run import HUB_CONFIGS
 
 TARGET_LAYERS = json.loads((HUB_CONFIGS / "Qwen--Qwen3-8B.json").read_text())["num_hidden_layers"]
 LIBRARIES = 2  # two bf16 implementations are at most twice as far apart as each is from fp32

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from helpers.conversion.logits import LogitsCheck, judge, sample_token_ids
-from helpers.conversion.steps import Job, inspect_hf_checkpoint
+from helpers.conversion.jobs import Job, inspect_hf_checkpoint
 from helpers.errors import SettingError, refuse
-from helpers.launch import is_rank0, python_module, run
-from helpers.outputs import atomic_output
+from helpers.run.launch import is_rank0, python_module, run
+from helpers.run.outputs import atomic_output
 
 
 @dataclass
@@ -132,7 +132,7 @@ def forward(loaded: Loaded, token_ids: torch.Tensor) -> torch.Tensor | None:
 
 def hf_logits(hf_dir: Path, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
     """transformers' next-token logits of `token_ids` (float32, on the CPU), and the dtype the model ran in."""
-    from helpers import hf_model
+    from helpers.models import hf_model
 
     with hf_model.loaded(hf_dir) as model, torch.no_grad():
         return model(token_ids.to(model.device)).logits.float().cpu(), model.dtype

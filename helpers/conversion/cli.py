@@ -11,9 +11,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from helpers.checkpoints import require_nemo_checkpoint
+from helpers.models.checkpoints import require_nemo_checkpoint
 from helpers.conversion.logits import LogitsCheck, compare_logits, sample_token_ids
-from helpers.conversion.steps import Job, export_to_hf, import_to_nemo, inspect_hf_checkpoint
+from helpers.conversion.jobs import Job, inspect_hf_checkpoint
+from helpers.conversion.steps import export_to_hf, import_to_nemo
 from helpers.errors import SettingError, refuse
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from helpers import hf_model, nemo_model
+from helpers.models import hf_model
+from helpers.conversion import nemo_model
 from helpers.conversion.sample_text import SAMPLE_TEXT
 from helpers.errors import refuse
 

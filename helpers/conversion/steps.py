@@ -10,7 +10,7 @@ text catches any such slip, so every conversion here is followed by that check:
 
 NeMo's conversions build a Lightning trainer, which refuses to start inside a notebook kernel,
 so notebooks launch the command (`cli`) through `convert`, and read the JSON reports it writes.
-The check itself is in `logits`.
+The checkpoint it starts from and the jobs are in `jobs`; the check itself is in `logits`.
 """
 
 from __future__ import annotations
@@ -19,71 +19,17 @@ import contextlib
 import inspect
 import json
 import shutil
-import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from helpers import rehearsal
-from helpers.checkpoints import is_hf_checkpoint, is_nemo_checkpoint, require_nemo_checkpoint
+from helpers.models.checkpoints import is_hf_checkpoint, is_nemo_checkpoint, require_nemo_checkpoint
 from helpers.conversion.logits import LogitsCheck
-from helpers.errors import refuse
-from helpers.launch import python_module, run
-from helpers.outputs import produce
-from helpers.stack import nemo_llm
+from helpers.conversion.jobs import NEMO_MODELS, HFModel, Job, export_job
+from helpers.run.launch import python_module, run
+from helpers.run.outputs import produce
+from helpers.run.stack import nemo_llm
 from helpers.workspace import Workspace
-
-QWEN3_HEAD_DIM = 128  # NeMo 2.5's Qwen3 importer does not read head_dim; it assumes 128
-# The NeMo model and config classes (in nemo.collections.llm) of each Hugging Face `model_type` the series converts.
-NEMO_MODELS = {"qwen3": ("Qwen3Model", "Qwen3Config"), "llama": ("LlamaModel", "LlamaConfig")}
-
-
-@dataclass(frozen=True)
-class HFModel:
-    """What the conversion needs to know about a Hugging Face checkpoint."""
-
-    path: Path
-    config: dict
-    tokenizer_size: int
-
-    SUMMARY = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
-               "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings")  # fmt: skip
-
-    def summary(self) -> dict:
-        """The config entries the conversion depends on, the dtype and the tokenizer's size."""
-        dtype = self.config.get("torch_dtype") or self.config.get("dtype")  # transformers 4.57 writes "dtype"
-        return {key: self.config.get(key) for key in self.SUMMARY} | {"dtype": dtype, "tokenizer size": self.tokenizer_size}
-
-
-def inspect_hf_checkpoint(path: Path, setting: str = "model path") -> HFModel:
-    """Check that `path` is a Hugging Face checkpoint NeMo can import (Qwen3, Llama); refuse it otherwise."""
-    from transformers import AutoTokenizer
-
-    if not path.exists():
-        raise refuse(setting, f"{path} does not exist", "run the 'Get the teacher' step first, or fix the path")
-    if not (path / "config.json").is_file():
-        raise refuse(setting, f"{path} has no config.json: not a Hugging Face checkpoint", "give the folder that holds config.json")
-    config = json.loads((path / "config.json").read_text())
-    if config.get("model_type") not in NEMO_MODELS:
-        raise refuse(
-            setting,
-            f"{path} holds a {config.get('model_type')!r} model; this series converts {', '.join(NEMO_MODELS)}",
-            "use such a checkpoint, or add your architecture's NeMo model and config classes to NEMO_MODELS in helpers/conversion/steps.py",
-        )
-    if config["model_type"] == "qwen3" and config.get("head_dim", QWEN3_HEAD_DIM) != QWEN3_HEAD_DIM:
-        raise refuse(setting, f"head_dim is {config['head_dim']}", f"NeMo's Qwen3 importer only handles head_dim {QWEN3_HEAD_DIM}")
-    if not is_hf_checkpoint(path):
-        raise refuse(setting, f"{path} lacks weights (*.safetensors) or tokenizer files", "download the complete checkpoint")
-    tokenizer_size = len(AutoTokenizer.from_pretrained(path))
-    if tokenizer_size > config["vocab_size"]:
-        raise refuse(
-            setting,
-            f"the tokenizer has {tokenizer_size} tokens but the embedding only {config['vocab_size']} rows",
-            "use the tokenizer the model was trained with (its ids must index the embedding)",
-        )
-    return HFModel(path=path, config=config, tokenizer_size=tokenizer_size)
-
 
 def import_to_nemo(hf: HFModel, output: Path, overwrite: bool = False) -> Path:
     """Convert the Hugging Face checkpoint to a NeMo 2 checkpoint at `output` with `llm.import_ckpt`."""
@@ -155,14 +101,6 @@ def export_to_hf(checkpoint: Path, output: Path, overwrite: bool = False) -> Pat
     return produce(output, convert, is_valid=is_hf_checkpoint, overwrite=overwrite, what="Hugging Face checkpoint")
 
 
-class Job(NamedTuple):
-    """One conversion: the checkpoint to convert, where to write it, and where to write its logits check."""
-
-    source: Path
-    output: Path
-    report: Path
-
-
 def command(direction: str, *todo: Job, overwrite: bool = False) -> list[str]:
     """`python -m helpers.conversion import|export ...`: the conversions and their logits checks, as one command."""
     flags = [flag for job in todo for flag in ("--source", job.source, "--output", job.output, "--report", job.report)]
@@ -177,29 +115,9 @@ def convert(direction: str, todo: dict[str, Job], log: Path, overwrite: bool = F
     return {label: LogitsCheck(**json.loads(job.report.read_text())["logits"]) for label, job in todo.items()}
 
 
-def export_job(ws: Workspace, label: str, source: Path) -> Job:
-    """Export the NeMo checkpoint `source` to the work directory's Hugging Face copy of `label`."""
-    return Job(source, ws.exported(label), ws.results / f"export-{label}-logits.json")
-
-
 def export(ws: Workspace, sources: dict[str, Path], log: Path, overwrite: bool = False) -> dict[str, LogitsCheck]:
     """Export each labelled NeMo checkpoint to Hugging Face in one process; print and return the logits checks."""
     checks = convert("export", {label: export_job(ws, label, source) for label, source in sources.items()}, log, overwrite)
     for label, check in checks.items():
         print(f"{label}: {check}")
     return checks
-
-
-def import_teacher(ws: Workspace, overwrite: bool = False) -> LogitsCheck:
-    """Bring the teacher into Megatron-Core and prove it faithful by logits, on the workspace's route.
-
-    NeMo 2 imports it into a NeMo 2 checkpoint (`llm.import_ckpt`) and compares that with Hugging Face's. The
-    Megatron-Bridge route converts nothing to disk: every step builds the model from the Hugging Face checkpoint
-    with AutoBridge, and the check runs on what AutoBridge builds (`helpers.conversion.bridge`).
-    """
-    job = Job(source=ws.hf_teacher, output=ws.teacher, report=ws.results / "import-logits.json")
-    if ws.route == "bridge":
-        from helpers.conversion import bridge as route_steps
-    else:
-        route_steps = sys.modules[__name__]
-    return route_steps.convert("import", {"teacher": job}, log=ws.logs / "01-import.log", overwrite=overwrite)["teacher"]

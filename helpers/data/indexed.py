@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.outputs import partial_path, produce, remove
-from helpers.stack import megatron_local_files
+from helpers.run.outputs import partial_path, produce, remove
+from helpers.run.stack import megatron_local_files
 from helpers.workspace import SPLITS, Workspace
 
 

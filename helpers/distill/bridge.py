@@ -34,12 +34,12 @@ from pathlib import Path
 
 import yaml
 
-from helpers.checkpoints import is_hf_checkpoint
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.distill import runs
 from helpers.distill.checks import DistillFacts, check_distill_args, gather
 from helpers.errors import Problem, SettingError, flag, raise_if_any
-from helpers.launch import is_rank0, rank0_first, require_launched
-from helpers.outputs import exclusive, remove, require_not_running
+from helpers.run.launch import is_rank0, rank0_first, require_launched
+from helpers.run.outputs import exclusive, remove, require_not_running
 
 SEED = 1234  # distill.py's
 # The settings that define a run: a relaunch must repeat them (`runs.relaunch_problems`).
@@ -148,7 +148,7 @@ LAYOUT = runs.Layout(IDENTITY, "train_iters", "lr_warmup_iters", "--output_dir",
 
 def scalars(run_dir: Path):
     """Every scalar of the run by steps completed (`events.scalars`), Bridge's tags named as in TAGS."""
-    from helpers import events
+    from helpers.distill import events
 
     table = events.scalars(run_dir)  # counts NeMo's 0-based step indices up by one; Bridge logs steps done
     return table.assign(step=table["step"] - 1, tag=table["tag"].replace(TAGS))

@@ -16,14 +16,14 @@ import json
 import sys
 from pathlib import Path
 
-from helpers.checkpoints import is_hf_checkpoint
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import LogitsCheck, sample_token_ids
-from helpers.conversion.steps import Job
+from helpers.conversion.jobs import Job
 from helpers.distill import runs
 from helpers.errors import SettingError, refuse
-from helpers.launch import python_module
-from helpers.outputs import produce
+from helpers.run.launch import python_module
+from helpers.run.outputs import produce
 
 
 def student(checkpoint: Path) -> Path:

@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.conversion.logits import LogitsCheck
-from helpers.conversion.steps import export_job
+from helpers.conversion.jobs import export_job
 from helpers.distill import bridge, bridge_export, nodes, runs
 from helpers.distill.budget import plan
 from helpers.distill.steps import CURVES, memory_estimates
 from helpers.distill.live import VAL, LiveCurves
-from helpers.launch import run, torchrun
+from helpers.run.launch import run, torchrun
 from helpers.plots import color
 from helpers.profiles import Profile
 from helpers.workspace import Workspace

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.checkpoints import architecture, parameter_counts
+from helpers.models.checkpoints import architecture, parameter_counts
 from helpers.profiles import H100, DistillSettings
 
 BYTES = {"bf16-mixed": 2, "16-mixed": 2, "32": 4}

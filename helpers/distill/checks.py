@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from helpers.checkpoints import Architecture, architecture, is_hf_checkpoint, parameter_counts, tokenizer_dir
-from helpers.data_prefixes import missing_data, missing_datasets
+from helpers.models.checkpoints import Architecture, architecture, is_hf_checkpoint, parameter_counts, tokenizer_dir
+from helpers.data.prefixes import missing_data, missing_datasets
 from helpers.errors import Problem, flag, raise_if_any
 
 KD_CONFIG_KEYS = {"logit_layers", "intermediate_layer_pairs", "skip_lm_loss", "kd_loss_scale"}

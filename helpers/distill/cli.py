@@ -32,12 +32,12 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from helpers.checkpoints import require_nemo_checkpoint
+from helpers.models.checkpoints import require_nemo_checkpoint
 from helpers.distill import nodes, runs
 from helpers.distill.checks import check_distill_args, gather
 from helpers.errors import SettingError, raise_if_any
-from helpers.launch import is_rank0, rank0_first, require_launched
-from helpers.outputs import exclusive, remove, require_not_running
+from helpers.run.launch import is_rank0, rank0_first, require_launched
+from helpers.run.outputs import exclusive, remove, require_not_running
 
 
 def parser() -> argparse.ArgumentParser:
@@ -138,7 +138,7 @@ def distill(args: argparse.Namespace) -> dict:
         PrintValidationLoss,
         StopOnNonFiniteLoss,
     )
-    from helpers.stack import nemo_llm
+    from helpers.run.stack import nemo_llm
 
     llm = nemo_llm()
     from nemo import lightning as nl

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.checkpoints import is_nemo_checkpoint
+from helpers.models.checkpoints import is_nemo_checkpoint
 from helpers.errors import Problem
-from helpers.outputs import remove
+from helpers.run.outputs import remove
 
 SETTINGS = Path("settings") / "run.json"
 BEST = "best.json"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import conversion, events
-from helpers.checkpoints import is_hf_checkpoint
+from helpers import conversion
+from helpers.distill import events
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.distill import budget, cli, nodes, runs
 from helpers.distill.budget import memory_per_device, model_shape, plan
 from helpers.distill.live import LiveCurves
-from helpers.launch import run, torchrun
+from helpers.run.launch import run, torchrun
 from helpers.plots import color
 from helpers.profiles import Profile
 from helpers.workspace import Workspace

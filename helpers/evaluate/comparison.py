@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import distill, hf_model
+from helpers import distill
+from helpers.models import hf_model
 from helpers.data.indexed import token_windows
 from helpers.evaluate import perplexity, speed
 from helpers.evaluate.perplexity import NOISE

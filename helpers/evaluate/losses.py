@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from helpers.checkpoints import is_hf_checkpoint
+    from helpers.models.checkpoints import is_hf_checkpoint
 
     args = parser().parse_args(argv)
     try:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from helpers.data.indexed import token_windows
     from helpers.evaluate.perplexity import window_losses
-    from helpers.hf_model import loaded
+    from helpers.models.hf_model import loaded
 
     windows = token_windows(args.data_prefix, args.seq_length, args.windows)
     losses, per_window = {}, {}
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def command(checkpoints: dict[str, Path], data_prefix: Path, seq_length: int, windows: int, report: Path) -> list[str]:
     """`python -m helpers.evaluate.losses ...`: the loss of each labelled checkpoint on the same tokens, as a command."""
-    from helpers.launch import python_module
+    from helpers.run.launch import python_module
 
     pairs = [arg for label, path in checkpoints.items() for arg in ("--checkpoint", f"{label}={path}")]
     return python_module("helpers.evaluate.losses", *pairs, "--data_prefix", data_prefix, "--seq_length", seq_length, "--windows", windows, "--report", report)
@@ -80,7 +80,7 @@ def costs(report: Path, reference: str = "teacher") -> str:
 
 def measure(checkpoints: dict[str, Path], data_prefix: Path, seq_length: int, windows: int, report: Path, log: Path) -> dict[str, float]:
     """Run the command, streamed (raising with the log's tail if it fails); return the losses."""
-    from helpers.launch import run
+    from helpers.run.launch import run
 
     report.unlink(missing_ok=True)
     run(command(checkpoints, data_prefix, seq_length, windows, report), log)

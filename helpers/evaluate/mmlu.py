@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from helpers.launch import run
+from helpers.run.launch import run
 
 TASK = "mmlu"
 NUM_FEWSHOT = 5

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from helpers.hf_model import device, load, loaded, parameters
+from helpers.models.hf_model import device, load, loaded, parameters
 
 
 def window_scores(model: torch.nn.Module, windows: np.ndarray, batch_size: int, teacher: torch.nn.Module | None = None) -> dict[str, np.ndarray]:

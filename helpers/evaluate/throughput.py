@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from helpers.errors import Problem
-from helpers.launch import run
+from helpers.run.launch import run
 from helpers.profiles import QuantizeSettings
 
 CONTAINER = "vllm/vllm-openai (vLLM's own image; `pip install vllm` in a fresh environment works too)"

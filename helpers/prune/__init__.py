@@ -33,7 +33,7 @@ def steps_for(ws):
 
 def run_pruning(profile, ws, kind: str, overwrite: bool = False):
     """Check the settings, then prune with torchrun; reuse a finished student unless `overwrite`. Returns its path."""
-    from helpers.launch import run
+    from helpers.run.launch import run
 
     steps = steps_for(ws)
     path = steps.output(ws, kind)
@@ -76,7 +76,7 @@ def show_search(profile, ws, overwrite: bool = False):
     from IPython.display import display
 
     from helpers import plots
-    from helpers.checkpoints import architecture, parameter_counts
+    from helpers.models.checkpoints import architecture, parameter_counts
     from helpers.prune import search
     from helpers.routes import SEARCHED
 

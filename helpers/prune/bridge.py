@@ -38,11 +38,11 @@ import torch
 from helpers import rehearsal
 from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import sample_token_ids
-from helpers.checkpoints import architecture
-from helpers.conversion.steps import inspect_hf_checkpoint
+from helpers.models.checkpoints import architecture
+from helpers.conversion.jobs import inspect_hf_checkpoint
 from helpers.errors import Problem, SettingError, raise_if_any
-from helpers.launch import is_rank0
-from helpers.outputs import exclusive, partial_path, remove, require_not_running
+from helpers.run.launch import is_rank0
+from helpers.run.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune import importance, search
 from helpers.prune.checks import PruneFacts, check_prune_args, gather
 from helpers.prune.scores import require_score_data, score_function

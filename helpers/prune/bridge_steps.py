@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers.checkpoints import architecture, is_hf_checkpoint, parameter_counts
+from helpers.models.checkpoints import architecture, is_hf_checkpoint, parameter_counts
 from helpers.conversion import LogitsCheck
 from helpers.errors import refuse
-from helpers.launch import run, torchrun
+from helpers.run.launch import run, torchrun
 from helpers.profiles import KINDS, Profile
 from helpers.routes import SEARCHED
 from helpers.prune import bridge, importance, search

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from helpers.checkpoints import Architecture, architecture, is_nemo_checkpoint
-from helpers.data_prefixes import missing_data, missing_datasets
+from helpers.models.checkpoints import Architecture, architecture, is_nemo_checkpoint
+from helpers.data.prefixes import missing_data, missing_datasets
 from helpers.errors import Problem, flag, raise_if_any
 
 # Granularity of ModelOpt 0.35.1's Minitron search space for GPT models (the `default_rules` of

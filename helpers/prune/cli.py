@@ -20,10 +20,10 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from helpers.checkpoints import architecture, require_nemo_checkpoint
+from helpers.models.checkpoints import architecture, require_nemo_checkpoint
 from helpers.errors import SettingError
-from helpers.launch import is_rank0, require_launched
-from helpers.outputs import exclusive, partial_path, remove, require_not_running
+from helpers.run.launch import is_rank0, require_launched
+from helpers.run.outputs import exclusive, partial_path, remove, require_not_running
 from helpers.prune import importance, resave
 from helpers.prune.checks import check_prune_args, gather
 
@@ -69,7 +69,7 @@ def prune(args: argparse.Namespace) -> Path:
     """Run `llm.prune` into a temporary folder, save the scores, then move the checkpoint into place."""
     import torch
 
-    from helpers.stack import nemo_llm
+    from helpers.run.stack import nemo_llm
 
     llm = nemo_llm()
     from nemo.collections.llm.modelopt.prune import PruningConfig

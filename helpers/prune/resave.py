@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 
 from helpers.errors import SettingError, refuse
-from helpers.launch import child_env, python_module
+from helpers.run.launch import child_env, python_module
 
 GO = "go"
 WITHOUT_WEIGHTS = "._extra_state"  # the only entries a checkpoint may lack
@@ -79,7 +79,7 @@ def require_weights(source: Path, lacking: set[str]) -> None:
 def resave(source: Path, output: Path) -> None:
     """Load `source` with the model's default layer spec, tolerating `_extra_state` entries it lacks, and save it
     whole to `output`; raise SettingError, writing nothing, if it lacks a weight."""
-    from helpers.stack import nemo_llm
+    from helpers.run.stack import nemo_llm
 
     nemo_llm()
     from megatron.core import dist_checkpointing
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--standby", action="store_true", help=f"import NeMo, then wait for a line '{GO}' on stdin before re-saving")
     args = p.parse_args(argv)
     if args.standby:
-        from helpers.stack import nemo_llm
+        from helpers.run.stack import nemo_llm
 
         nemo_llm()
         if sys.stdin.readline().strip() != GO:

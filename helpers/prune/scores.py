@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from helpers.data.indexed import token_windows
-from helpers.data_prefixes import missing_datasets
+from helpers.data.prefixes import missing_datasets
 from helpers.errors import SettingError, refuse
-from helpers.launch import is_rank0
+from helpers.run.launch import is_rank0
 from helpers.prune import search
 
 
@@ -102,7 +102,7 @@ def score(args: argparse.Namespace) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     from helpers.conversion import bridge as conversion
-    from helpers.outputs import atomic_output
+    from helpers.run.outputs import atomic_output
 
     args = parser().parse_args(argv)
     try:

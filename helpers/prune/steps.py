@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.checkpoints import architecture, is_nemo_checkpoint
+from helpers.models.checkpoints import architecture, is_nemo_checkpoint
 from helpers.conversion import LogitsCheck
 from helpers.conversion import export as export_to_hf
-from helpers.launch import torchrun
+from helpers.run.launch import torchrun
 from helpers.profiles import KINDS, Profile
 from helpers.prune import cli, importance
 from helpers.workspace import Workspace

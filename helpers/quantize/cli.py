@@ -15,9 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from helpers.checkpoints import is_hf_checkpoint
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.errors import Problem, SettingError, raise_if_any
-from helpers.outputs import exclusive, require_not_running
+from helpers.run.outputs import exclusive, require_not_running
 from helpers.quantize.recipe import KV_CACHE_QFORMATS, QFORMAT, constant_kv_amax_supported, fp8_supported
 
 

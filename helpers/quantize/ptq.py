@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from helpers.conversion.logits import MIN_TOKENS, LogitsCheck, judge
-from helpers.hf_model import loaded
-from helpers.outputs import produce
+from helpers.models.hf_model import loaded
+from helpers.run.outputs import produce
 from helpers.quantize.recipe import FP8_MAX, QFORMAT, default_kv_cache_qformat, describe, quant_config
 from helpers.quantize.reload import load_fp8, load_ignoring_scales, quantization_config
 

@@ -21,7 +21,7 @@ import warnings
 
 import torch
 
-from helpers.hf_model import device
+from helpers.models.hf_model import device
 
 QFORMAT = "fp8"
 KV_CACHE_QFORMATS = ("fp8_cast", "fp8", "none")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.hf_model import device
+from helpers.models.hf_model import device
 from helpers.quantize.recipe import FP8_MAX, quant_config
 
 # Stored scale suffix -> the ModelOpt quantizer it calibrates, relative to the module that owns the scale.

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import hf_model
+from helpers.models import hf_model
 from helpers.data.indexed import token_windows
 from helpers.evaluate import comparison, perplexity, throughput
 from helpers.errors import raise_if_any
 from helpers.evaluate.perplexity import NOISE
-from helpers.launch import python_module
+from helpers.run.launch import python_module
 from helpers.profiles import Profile
 from helpers.quantize import ptq
 from helpers.quantize.recipe import QFORMAT, default_kv_cache_qformat, describe, fp8_supported

@@ -8,7 +8,7 @@ import pytest
 from small_hf import small_hf_qwen3
 
 from helpers.conversion import bridge
-from helpers.conversion.steps import Job
+from helpers.conversion.jobs import Job
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from small_qwen3 import random_documents, small_qwen3, word_tokenizer
 
 from helpers.distill import bridge, bridge_steps, runs
 from helpers.errors import SettingError
-from helpers.launch import child_env
+from helpers.run.launch import child_env
 from helpers.profiles import get_profile
 from helpers.workspace import Workspace
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import dry_run
+from helpers.series import dry_run
 from helpers.profiles import PROFILES
 from helpers.workspace import Workspace
 

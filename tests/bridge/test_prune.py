@@ -10,8 +10,8 @@ import pytest
 import torch
 from small_hf import data_prefix, small_hf_qwen3, tensors
 
-from helpers.checkpoints import architecture
-from helpers.launch import torchrun
+from helpers.models.checkpoints import architecture
+from helpers.run.launch import torchrun
 from helpers.profiles import get_profile
 from helpers import prune as pruning
 from helpers.prune import bridge, bridge_steps, importance, search

@@ -12,7 +12,7 @@ from small_hf import data_prefix, small_hf_qwen3, tensors
 
 from helpers.conversion.logits import judge
 from helpers.data.indexed import token_windows
-from helpers.outputs import partial_path
+from helpers.run.outputs import partial_path
 from helpers.quantize import cli, ptq
 from helpers.quantize.recipe import FP8_MAX, default_kv_cache_qformat, quant_config
 from helpers.quantize.reload import load_fp8, load_ignoring_scales

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import conversion, hf_model
+from helpers import conversion
+from helpers.models import hf_model
 from helpers.data import sources
 from helpers.evaluate import perplexity
 from helpers.profiles import PROFILES
@@ -26,7 +27,7 @@ WINDOWS, LENGTH = 4, 256
 # The NeMo checkpoint's next-token loss on the windows, in a process of its own (NeMo initialises distributed state).
 NEMO_LOSS = r"""
 import sys, numpy as np, torch
-from helpers import nemo_model
+from helpers.conversion import nemo_model
 windows = torch.from_numpy(np.load(sys.argv[2]))
 with nemo_model.loaded(sys.argv[1]) as module:
     print(sum(nemo_model.next_token_loss(nemo_model.logits(module, w[None]), w[None]) for w in windows) / len(windows))

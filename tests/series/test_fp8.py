@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from helpers.checkpoints import parameter_counts
+from helpers.models.checkpoints import parameter_counts
 from helpers.evaluate import comparison
 from helpers.quantize import ptq, steps
 from helpers.quantize.recipe import fp8_supported, weight_bytes

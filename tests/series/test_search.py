@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from helpers.checkpoints import architecture, parameter_counts
+from helpers.models.checkpoints import architecture, parameter_counts
 from helpers.profiles import KINDS
 from helpers.prune import bridge_steps, search
 from helpers.routes import SEARCHED

@@ -5,7 +5,7 @@ import contextlib
 import numpy as np
 
 from helpers.conversion.steps import shared_tokenizer_folder
-from helpers.launch import python_module, run
+from helpers.run.launch import python_module, run
 from helpers.workspace import Workspace
 
 VOCABULARY = 512

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from helpers.errors import Problem, SettingError, raise_if_any, refuse
-from helpers.launch import CommandFailed, child_env, run
-from helpers.outputs import atomic_output, partial_path, produce
+from helpers.run.launch import CommandFailed, child_env, run
+from helpers.run.outputs import atomic_output, partial_path, produce
 from helpers.workspace import Workspace, open_workspace
 
 
@@ -113,7 +113,7 @@ def test_on_the_cpu_launched_processes_get_the_allocator_settings_and_on_a_gpu_n
 NICED_LAUNCH = r"""
 import os, sys
 from pathlib import Path
-from helpers.launch import run
+from helpers.run.launch import run
 os.setsid()
 Path("/proc/self/autogroup").write_text("7")
 child = "import os; print(os.getsid(0), open('/proc/self/autogroup').read().split()[-1])"
@@ -132,7 +132,7 @@ def test_a_launched_command_keeps_its_launchers_cpu_priority(tmp_path):
 
 
 def test_a_launcher_in_the_root_scheduling_group_reads_as_default_priority():
-    from helpers.launch import group_nice
+    from helpers.run.launch import group_nice
 
     assert group_nice("/autogroup-25 nice 7\n") == 7
     assert group_nice("") == os.nice(0)  # the root group (empty: a session never left init's, as in containers)
@@ -141,10 +141,10 @@ def test_a_launcher_in_the_root_scheduling_group_reads_as_default_priority():
 def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
     import subprocess
 
-    from helpers.outputs import exclusive, require_not_running
+    from helpers.run.outputs import exclusive, require_not_running
 
     output = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", f"from pathlib import Path\nfrom helpers.outputs import exclusive\n"
+    holder = subprocess.Popen([sys.executable, "-c", f"from pathlib import Path\nfrom helpers.run.outputs import exclusive\n"
                                f"with exclusive(Path({str(output)!r}), 'x'):\n    print('held', flush=True)\n    input()"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert holder.stdout.readline() == "held\n"
@@ -161,7 +161,7 @@ def test_an_output_being_written_is_refused_until_its_writer_ends(tmp_path):
 def test_the_stack_is_imported_with_garbage_collection_paused_and_its_objects_frozen():
     import gc
 
-    from helpers.stack import garbage_collection_paused, pause_garbage_collection
+    from helpers.run.stack import garbage_collection_paused, pause_garbage_collection
 
     try:
         pause_garbage_collection()  # an entry point, before its first import
@@ -182,7 +182,7 @@ def test_without_flock_an_owner_file_locks_and_a_dead_owner_is_taken_over(tmp_pa
     import socket
     import subprocess
 
-    from helpers import outputs
+    from helpers.run import outputs
 
     def no_flock(handle, operation):
         raise OSError(errno.ENOLCK, "No locks available")
@@ -207,7 +207,7 @@ def test_other_flock_errors_are_not_taken_for_a_missing_lock_service(tmp_path, m
     import errno
     import fcntl
 
-    from helpers import outputs
+    from helpers.run import outputs
 
     def bad_descriptor(handle, operation):
         raise OSError(errno.EBADF, "Bad file descriptor")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cell_output import PACKAGE, Kind, Screen, classify
-from helpers.launch import python_module, run
-from helpers.stack import IMPORTED
+from helpers.run.cell_output import PACKAGE, Kind, Screen, classify
+from helpers.run.launch import python_module, run
+from helpers.run.stack import IMPORTED
 
 LOGS = Path(__file__).parent / "recorded_logs"
 
@@ -119,7 +119,7 @@ def test_a_phase_shows_the_minutes_and_seconds_since_the_command_began_and_start
 # Modules whose prints reach a launched command's output (the entry points' and what they print through).
 COMMAND_MODULES = (
     "conversion/cli.py", "prune/cli.py", "prune/resave.py", "distill/cli.py", "distill/callbacks.py", "evaluate/losses.py",
-    "outputs.py", "data/indexed.py",
+    "run/outputs.py", "data/indexed.py",
 )  # fmt: skip
 
 

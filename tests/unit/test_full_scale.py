@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import distill, dry_run, prune
+from helpers import distill, prune
+from helpers.series import dry_run
 from helpers.profiles import PROFILES
 from helpers.workspace import Workspace
 

@@ -2,9 +2,9 @@
 
 import sys
 
-from helpers import timings
-from helpers.launch import run
-from helpers.stack import IMPORTED
+from helpers.run import timings
+from helpers.run.launch import run
+from helpers.run.stack import IMPORTED
 
 # A command that starts up for 0.4 s, then works for 1 s, meanwhile starting a process that imports NeMo too
 # (prune's standby re-save): that import overlaps the work and is not start-up.

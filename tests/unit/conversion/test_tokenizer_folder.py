@@ -8,7 +8,7 @@ a stale file.
 from small_qwen3 import STALE_FILE
 from transformers import AutoTokenizer
 
-from helpers.checkpoints import tokenizer_dir
+from helpers.models.checkpoints import tokenizer_dir
 
 
 def test_an_imported_checkpoint_holds_only_its_own_tokenizer_files(small_nemo, tmp_path):

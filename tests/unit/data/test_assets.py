@@ -113,7 +113,7 @@ UNIMPORTABLE = {
 
 @pytest.mark.parametrize("make, message", UNIMPORTABLE.values(), ids=UNIMPORTABLE.keys())
 def test_a_checkpoint_nemo_cannot_import_is_refused(tmp_path, qwen3_tokenizer_dir, make, message):
-    from helpers.conversion.steps import inspect_hf_checkpoint
+    from helpers.conversion.jobs import inspect_hf_checkpoint
     from helpers.errors import SettingError
 
     with pytest.raises(SettingError, match=f"^MODEL: .*{message}"):

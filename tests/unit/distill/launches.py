@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 
 from helpers.distill import nodes, runs
-from helpers.launch import child_env
+from helpers.run.launch import child_env
 from helpers.profiles import get_profile
 
 PROFILE = get_profile("tiny")

@@ -122,7 +122,7 @@ def test_a_finished_run_is_reported_not_retrained(models, tmp_path, capsys, monk
 
 
 def test_a_run_still_going_is_not_started_twice(models, tmp_path, capsys):
-    from helpers.outputs import exclusive
+    from helpers.run.outputs import exclusive
 
     with exclusive(tmp_path / "logs" / "run", "--name"):  # as a torchrun left going by a kernel restart
         assert cli.main(argv(models, tmp_path / "logs")) == 2

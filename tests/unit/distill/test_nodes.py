@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from launches import free_port
 
-from helpers import dry_run
+from helpers.series import dry_run
 from helpers.distill import budget, nodes
 from helpers.errors import SettingError
 from helpers.profiles import PROFILES

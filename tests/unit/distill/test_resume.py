@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 from launches import PROFILE, SETTINGS, changed, first_step, kill, start, wait_for_first_checkpoint
 
-from helpers import distill, events
+from helpers import distill
+from helpers.distill import events
 from helpers.distill import cli, runs
-from helpers.launch import run, torchrun
+from helpers.run.launch import run, torchrun
 
 
 def command(flags: list[str]) -> list[str]:

@@ -19,9 +19,10 @@ import psutil
 import pytest
 from launches import PROFILE, SETTINGS, changed, kill, start_two_nodes, wait_for_first_checkpoint
 
-from helpers import distill, events
+from helpers import distill
+from helpers.distill import events
 from helpers.distill import nodes, runs
-from helpers.launch import run, torchrun
+from helpers.run.launch import run, torchrun
 
 TIMEOUT_MINUTES = "2"  # the process groups' limit on two nodes (gloo's own: 30 min)
 LOSS_TOLERANCE = 1e-6  # relative: the ranks see the same batches either way, and gloo sums the same two terms

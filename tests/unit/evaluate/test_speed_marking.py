@@ -5,7 +5,8 @@ import matplotlib.colors
 import pandas as pd
 import pytest
 
-from helpers import distill, plots, series, timings
+from helpers import distill, plots, series
+from helpers.run import timings
 from helpers.evaluate import comparison, speed
 from helpers.workspace import Workspace
 

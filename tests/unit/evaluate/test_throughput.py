@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers.dry_run import HUB_CONFIGS
+from helpers.series.dry_run import HUB_CONFIGS
 from helpers.evaluate import throughput
 from helpers.profiles import PROFILES, QuantizeSettings
 

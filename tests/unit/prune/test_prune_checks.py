@@ -3,7 +3,7 @@
 import pytest
 from fakes import command_line
 
-from helpers.checkpoints import is_nemo_checkpoint
+from helpers.models.checkpoints import is_nemo_checkpoint
 from helpers.prune import cli
 
 BASE = {

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from interpreters import run_together
 
-from helpers.checkpoints import is_nemo_checkpoint
+from helpers.models.checkpoints import is_nemo_checkpoint
 
 WEIGHT = "module.decoder.layers.mlp.linear_fc2.weight"
 EXTRA_STATE = "module.decoder.layers.self_attention.linear_qkv._extra_state"

@@ -3,7 +3,7 @@ limits refused before a model is loaded (what ModelOpt prints for the same model
 
 import pytest
 
-from helpers.dry_run import published_teacher, search_budget
+from helpers.series.dry_run import published_teacher, search_budget
 from helpers.errors import SettingError
 from helpers.profiles import PROFILES
 from helpers.prune import bridge, search

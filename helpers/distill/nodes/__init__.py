@@ -15,14 +15,12 @@ answering.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
 import os
 import shlex
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -36,9 +34,8 @@ import pandas as pd
 from helpers.distill import budget
 from helpers.distill.checks import data_parallel_problems
 from helpers.errors import Problem, SettingError, raise_if_any, refuse
-from helpers.profiles import H100, KINDS, PROFILES, Profile
-from helpers.routes import DEFAULT_ROUTE
-from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, workspace_root
+from helpers.profiles import H100, Profile
+from helpers.workspace import Workspace
 
 T = TypeVar("T")
 PORT = 29500  # the rendezvous port of NeMo's own Slurm launcher (nemo_run/core/execution/launcher.py:44)
@@ -367,34 +364,3 @@ def scenarios(profile: Profile, nodes: int, num_tokens: float) -> list[Scenario]
     """The profile's own budget on its own nodes and on `nodes`, and `num_tokens` on `nodes`."""
     own = profile.distill.num_tokens
     return list(dict.fromkeys([Scenario(own, profile.distill.num_nodes), Scenario(own, nodes), Scenario(int(num_tokens), nodes)]))
-
-
-def main(argv: list[str] | None = None) -> int:
-    from helpers import dry_run
-    from helpers.distill import steps
-
-    p = argparse.ArgumentParser(prog="python -m helpers.distill.nodes", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="qwen3-8b", choices=[name for name, each in PROFILES.items() if each.gpu], help="a full profile")
-    p.add_argument("--nodes", type=int, required=True, help="nodes, each with the profile's devices")
-    p.add_argument("--tokens", type=float, required=True, help="the token budget, e.g. 90e9")
-    p.add_argument("--workdir", default=os.environ.get(WORKDIR_ENV, DEFAULT_WORKDIR), help="the work directory every node mounts")
-    p.add_argument("--write", action="store_true", help="write each student's Slurm script into <workdir>/<profile>/nemo2/slurm/")
-    args = p.parse_args(argv)
-    profile = PROFILES[args.profile]
-    ws = Workspace(workspace_root(args.workdir, profile.name, DEFAULT_ROUTE), profile.model.name)
-    rate = budget.throughput(profile.gpu)
-    try:
-        planned = plan(profile, Scenario(int(args.tokens), args.nodes), *dry_run.shapes(profile), rate)
-    except SettingError as error:
-        print(f"helpers.distill.nodes refused:\n{error}", file=sys.stderr)
-        return 2
-    print(f"{table([planned]).to_string()}\n{efficiency_note(rate)}\n")
-    if args.write:
-        print("Wrote", *steps.write_slurm_scripts([planned], ws, Scenario(int(args.tokens), args.nodes)), sep="\n")
-    else:
-        print(steps.slurm_script(planned, ws, KINDS[0]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # helpers/
 
 
 class Kind(Enum):
@@ -86,7 +86,7 @@ RULES = (
     _rule(Kind.WARNING, r"keys found in the checkpoint are missing", r"^Unexpected keys \(", r"^Missing keys \("),
     # A tqdm bar, and NeMo's validation and test counters (nemo/lightning/pytorch/callbacks/progress_printer.py:192, :221).
     _rule(Kind.PROGRESS, _BAR.pattern, r"^[\w ]+: iteration \d+/\d+\s*$"),
-    # Phases: NeMo imported (helpers.stack.IMPORTED, printed by every process), a checkpoint restored
+    # Phases: NeMo imported (helpers.run.stack.IMPORTED, printed by every process), a checkpoint restored
     # (megatron_strategy.py:1170), the teacher loaded (modelopt/distill/utils.py:141), pruning and saving its result
     # (modelopt/prune/pruner.py:111, :130); NeMo times every checkpoint load and save (nemo/lightning/io/pl.py:211-225,
     # :305-311), a save with asynchronous writing (GPUs) only until the writing goes on in the background.

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import timings
+from helpers.run import timings
 from helpers.profiles import DEFAULT_PROFILE, PROFILE_ENV, get_profile
 from helpers.routes import DEFAULT_ROUTE, ROUTE_ENV, ROUTES, get_route, require_route_installed
 from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, open_workspace, workspace_root
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 NOTEBOOKS = (
     "01_model_and_data_preparation.ipynb",
     "02_pruning.ipynb",
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[PROFILE_ENV], os.environ[ROUTE_ENV] = args.profile, args.route  # the flags win over inherited values
     profile, route = get_profile(args.profile), get_route(args.route)
     if args.dry_run:
-        from helpers import dry_run
+        from helpers.series import dry_run
 
         root = workspace_root(args.workdir, profile.name, route.name)
         return dry_run.main(profile, Workspace(root=root, model_name=profile.model.name, route=route.name))
@@ -135,6 +135,3 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + summary(ws, seconds, cpu))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from functools import cache
 
-from helpers.launch import is_rank0
+from helpers.run.launch import is_rank0
 
 # Printed once the stack is imported (by rank 0): `timings` reads it to tell a command's start-up from its work.
 IMPORTED = "[helpers] {stack} stack imported in {seconds:.1f} s"

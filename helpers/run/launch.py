@@ -17,9 +17,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from helpers.cell_output import Screen
+from helpers.run.cell_output import Screen
 from helpers.errors import refuse
-from helpers.timings import Stopwatch
+from helpers.run.timings import Stopwatch
 
 # torch.distributed settings a notebook kernel may hold after running NeMo in-process, and those torchrun
 # gives its workers; a child launched with them would try to join the parent's process group instead of

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import conversion, distill, prune
-from helpers.checkpoints import Architecture
+from helpers.models.checkpoints import Architecture
 from helpers.distill import budget, nodes
 from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
@@ -33,7 +33,7 @@ from helpers.routes import SEARCHED, get_route
 from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
 
-HUB_CONFIGS = Path(__file__).parent / "hub_configs"
+HUB_CONFIGS = Path(__file__).parent.parent / "hub_configs"
 GPU_HEADROOM = 0.9  # plan to use at most 90% of a GPU's memory: the CUDA context and fragmentation take the rest
 TOKENIZED_GB = 0.6  # WikiText-103 as Megatron .bin/.idx (~125M tokens of 4 bytes) and its JSONL
 # More than one node: the profile's budget on one node and on the first count, and ~90B tokens, what NVIDIA's

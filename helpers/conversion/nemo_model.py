@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from helpers import hf_model
-from helpers.stack import nemo_llm
+from helpers.models import hf_model
+from helpers.run.stack import nemo_llm
 
 
 @contextmanager

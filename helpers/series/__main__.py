@@ -1,0 +1,5 @@
+import sys
+
+from helpers.series import main
+
+sys.exit(main())
