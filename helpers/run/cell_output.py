@@ -28,6 +28,10 @@ from enum import Enum
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent  # helpers/
+# Printed by every process once its stack is imported (helpers/run/stack.py): a phase here, and where `timings` ends a
+# command's start-up.
+STACK_IMPORTED = "[helpers] {stack} stack imported in {seconds:.1f} s"
+STACK_IMPORTED_LINE = r"^\[helpers\] (?P<stack>[\w-]+) stack imported in (?P<seconds>[\d.]+) s"
 
 
 class Kind(Enum):
@@ -86,11 +90,11 @@ RULES = (
     _rule(Kind.WARNING, r"keys found in the checkpoint are missing", r"^Unexpected keys \(", r"^Missing keys \("),
     # A tqdm bar, and NeMo's validation and test counters (nemo/lightning/pytorch/callbacks/progress_printer.py:192, :221).
     _rule(Kind.PROGRESS, _BAR.pattern, r"^[\w ]+: iteration \d+/\d+\s*$"),
-    # Phases: NeMo imported (helpers.run.stack.IMPORTED, printed by every process), a checkpoint restored
+    # Phases: the stack imported (STACK_IMPORTED), a checkpoint restored
     # (megatron_strategy.py:1170), the teacher loaded (modelopt/distill/utils.py:141), pruning and saving its result
     # (modelopt/prune/pruner.py:111, :130); NeMo times every checkpoint load and save (nemo/lightning/io/pl.py:211-225,
     # :305-311), a save with asynchronous writing (GPUs) only until the writing goes on in the background.
-    _rule(Kind.PHASE, r"^\[helpers\] (?P<stack>[\w-]+) stack imported in (?P<seconds>[\d.]+) s", label="{stack} imported in {seconds:.1f} s", once=True),
+    _rule(Kind.PHASE, STACK_IMPORTED_LINE, label="{stack} imported in {seconds:.1f} s", once=True),
     _rule(Kind.PHASE, r"Doing selective restore from RestoreConfig\(path='(?:[^']*/)?(?P<name>[^'/]+)'", label="restoring {name}"),
     _rule(Kind.PHASE, r"\] Distillation: Loading teacher weights", label="loading the teacher"),
     _rule(Kind.PHASE, r"\] Pruning model\.\.\.", label="pruning"),

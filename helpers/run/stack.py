@@ -7,10 +7,8 @@ import time
 from contextlib import contextmanager
 from functools import cache
 
+from helpers.run.cell_output import STACK_IMPORTED
 from helpers.run.launch import is_rank0
-
-# Printed once the stack is imported (by rank 0): `timings` reads it to tell a command's start-up from its work.
-IMPORTED = "[helpers] {stack} stack imported in {seconds:.1f} s"
 
 
 @cache
@@ -32,7 +30,7 @@ def nemo_llm():
     rehearsal.enable()
     megatron_local_files()
     if is_rank0():
-        print(IMPORTED.format(stack="NeMo", seconds=time.perf_counter() - started), flush=True)
+        print(STACK_IMPORTED.format(stack="NeMo", seconds=time.perf_counter() - started), flush=True)
     return llm
 
 
@@ -49,7 +47,7 @@ def megatron_bridge():
 
     megatron_local_files()
     if is_rank0():
-        print(IMPORTED.format(stack="Megatron-Bridge", seconds=time.perf_counter() - started), flush=True)
+        print(STACK_IMPORTED.format(stack="Megatron-Bridge", seconds=time.perf_counter() - started), flush=True)
     return megatron.bridge
 
 

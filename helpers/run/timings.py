@@ -18,8 +18,10 @@ import resource
 import time
 from pathlib import Path
 
+from helpers.run.cell_output import STACK_IMPORTED_LINE
+
 RECORDS = "timings.jsonl"
-_IMPORTED = re.compile(r"^\[helpers\] [\w-]+ stack imported in ([\d.]+) s")
+_IMPORTED = re.compile(STACK_IMPORTED_LINE)
 
 
 def children_cpu() -> float:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.run.cell_output import PACKAGE, Kind, Screen, classify
+from helpers.run.cell_output import PACKAGE, STACK_IMPORTED, Kind, Screen, classify
 from helpers.run.launch import python_module, run
-from helpers.run.stack import IMPORTED
 
 LOGS = Path(__file__).parent / "recorded_logs"
 
@@ -112,7 +111,7 @@ def test_a_line_no_rule_knows_goes_to_the_log_only(tmp_path, capsys):
 
 def test_a_phase_shows_the_minutes_and_seconds_since_the_command_began_and_start_up_shows_once():
     seconds = iter([0, 75, 80, 81])
-    text = shown([IMPORTED.format(stack="NeMo", seconds=74.4), "[NeMo I 2026-12-06 21:40:28 pruner:111] Pruning model...", IMPORTED.format(stack="NeMo", seconds=6.0)], clock=lambda: next(seconds))  # fmt: skip
+    text = shown([STACK_IMPORTED.format(stack="NeMo", seconds=74.4), "[NeMo I 2026-12-06 21:40:28 pruner:111] Pruning model...", STACK_IMPORTED.format(stack="NeMo", seconds=6.0)], clock=lambda: next(seconds))  # fmt: skip
     assert text.splitlines() == ["[1:15] NeMo imported in 74.4 s", "[1:20] pruning", "[1:21] done; full output (3 lines): logs/step.log"]
 
 

@@ -3,17 +3,17 @@
 import sys
 
 from helpers.run import timings
+from helpers.run.cell_output import STACK_IMPORTED
 from helpers.run.launch import run
-from helpers.run.stack import IMPORTED
 
 # A command that starts up for 0.4 s, then works for 1 s, meanwhile starting a process that imports NeMo too
 # (prune's standby re-save): that import overlaps the work and is not start-up.
 COMMAND = f"""
 import time
 time.sleep(0.4)
-print({IMPORTED.format(stack="NeMo", seconds=0.4)!r}, flush=True)
+print({STACK_IMPORTED.format(stack="NeMo", seconds=0.4)!r}, flush=True)
 time.sleep(0.6)
-print({IMPORTED.format(stack="NeMo", seconds=0.6)!r}, flush=True)
+print({STACK_IMPORTED.format(stack="NeMo", seconds=0.6)!r}, flush=True)
 time.sleep(0.4)
 """
 
@@ -58,4 +58,4 @@ def test_a_command_records_the_cpu_time_it_used_not_its_wall_time(tmp_path):
 
 
 def test_the_marker_is_what_the_stack_prints():
-    assert timings._IMPORTED.match(IMPORTED.format(stack="NeMo", seconds=12.34)).group(1) == "12.3"
+    assert timings._IMPORTED.match(STACK_IMPORTED.format(stack="NeMo", seconds=12.34)).group("seconds") == "12.3"
