@@ -116,7 +116,7 @@ class DistillSettings:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """Notebook 04: perplexity, throughput, generation and MMLU settings."""
+    """How the compared models are measured: perplexity windows, generation, speed rounds, and whether MMLU runs."""
 
     batch_size: int
     seq_length: int
@@ -129,7 +129,7 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class QuantizeSettings:
-    """Notebook 04's FP8 step: calibration, with the flags of ModelOpt's examples/llm_ptq/hf_ptq.py (defaults: its
+    """FP8 post-training quantization: calibration, with the flags of ModelOpt's examples/llm_ptq/hf_ptq.py (defaults: its
     own), and the workload of `vllm bench throughput` on GPUs (defaults: the Nemotron-Nano document's 32,768 input and
     1,024 output tokens per request, with vLLM's default 1,000 requests)."""
 

@@ -29,7 +29,8 @@ class Workspace:
 
     @property
     def assets(self) -> Path:
-        """Offline inputs built for the tiny profile (tokenizer, corpus)."""
+        """Inputs built offline: the WikiText-format corpus of the profiles that download no data, and the tiny
+        teacher's tokenizer."""
         return self.root / "assets"
 
     @property
@@ -72,7 +73,7 @@ class Workspace:
         return self.exported(label)
 
     def fp8(self, label: str) -> Path:
-        """The FP8 checkpoint of a compared model ("teacher" or "<kind>-distilled"), quantized in notebook 04."""
+        """The FP8 checkpoint of a compared model ("teacher" or "<kind>-distilled")."""
         return self.models / "fp8" / label
 
     @property

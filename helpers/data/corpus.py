@@ -1,4 +1,5 @@
-"""WikiText, from the Hub or (for the tiny profile) rebuilt offline from real Wikipedia articles.
+"""WikiText, from the Hub or (for the profiles that download no data: tiny, smollm2-135m) rebuilt offline from real
+Wikipedia articles.
 
 The offline corpus is made from the ~100 full English Wikipedia articles that the `gensim` wheel
 ships as test data (MediaWiki markup). Markup is stripped and each article is laid out as WikiText
@@ -60,7 +61,7 @@ def wikipedia_articles() -> list[list[str]]:
     return articles
 
 
-def build_tiny_wikitext(out_dir: Path) -> None:
+def build_offline_wikitext(out_dir: Path) -> None:
     """Write `train.txt`, `validation.txt`, `test.txt` (WikiText rows, blank rows between) and `splits.json`."""
     articles = wikipedia_articles()
     held_out = {"validation": articles[1::16][:HELD_OUT_ARTICLES], "test": articles[9::16][:HELD_OUT_ARTICLES]}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from helpers.models.checkpoints import is_hf_checkpoint
-from helpers.data.corpus import build_tiny_wikitext, is_corpus_dir
+from helpers.data.corpus import build_offline_wikitext, is_corpus_dir
 from helpers.data.gguf_teacher import gguf_to_hf
 from helpers.data import build_cache, tiny_teacher
 from helpers.data.tokenizer import build_qwen3_tokenizer, is_tokenizer_dir
@@ -17,15 +17,15 @@ from helpers.workspace import Workspace
 
 
 def corpus_dir(ws: Workspace) -> Path:
-    """The offline WikiText-format corpus (the CPU profiles' data)."""
-    return ws.assets / "tiny-wikitext"
+    """The offline WikiText-format corpus (the data of the profiles that download none)."""
+    return ws.assets / "offline-wikitext"
 
 
 def prepare_teacher(profile: Profile, ws: Workspace, overwrite: bool = False) -> Path:
     """The teacher's Hugging Face checkpoint in the workspace: downloaded, converted from GGUF, or built (tiny)."""
     source = profile.model
     if not profile.data.hf_dataset:  # the offline corpus: the data, and the tiny teacher's training text
-        produce(corpus_dir(ws), build_tiny_wikitext, is_valid=is_corpus_dir, overwrite=overwrite, what="offline WikiText corpus")
+        produce(corpus_dir(ws), build_offline_wikitext, is_valid=is_corpus_dir, overwrite=overwrite, what="offline WikiText corpus")
     if source.hf_id:
         build, what = (lambda partial: _download(source.hf_id, partial)), f"{source.name} checkpoint"
     elif source.gguf:
@@ -65,6 +65,6 @@ def _download(hf_id: str, local_dir: Path) -> None:
 
 
 def tiny_training_report(hf_dir: Path) -> dict | None:
-    """How the tiny teacher was trained (None for a downloaded model)."""
+    """How the tiny teacher was trained (None for a teacher this series did not train)."""
     report = hf_dir / "tiny_training.json"
     return json.loads(report.read_text()) if report.is_file() else None

@@ -26,8 +26,9 @@ from importlib import import_module
 
 # Route-independent estimates and plans, and the NeMo 2 route's entry point (what its dry run and tests call).
 _MODULES = {
-    "memory_estimates": "steps", "multi_node_plans": "steps", "check": "cli", "parser": "cli", "command": "steps",
-    "flags": "steps", "run_name": "steps", "slurm_script": "steps",
+    "bad_settings": "steps", "budget_table": "steps", "memory_estimates": "steps", "multi_node_plans": "steps",
+    "show_node_plans": "steps", "throughput": "steps", "time_estimates": "steps", "check": "cli", "parser": "cli",
+    "command": "steps", "flags": "steps", "run_name": "steps", "slurm_script": "steps",
 }  # fmt: skip
 # Route-dependent: each route's steps module has these, with the same signatures (the workspace comes first or second).
 _ROUTED = (
@@ -35,12 +36,45 @@ _ROUTED = (
     "step_seconds", "summary", "write_slurm_scripts",
 )  # fmt: skip
 _ROUTE_STEPS = {"nemo2": "steps", "bridge": "bridge_steps"}
-__all__ = [*_MODULES, *_ROUTED, "kd_config_state", "refusal", "steps_for"]
+__all__ = [
+    *_MODULES, *_ROUTED, "best_and_step_times", "best_checkpoints", "kd_config_state", "refusal", "run_remaining",
+    "show_slurm_scripts", "steps_for",
+]  # fmt: skip
 
 
 def steps_for(ws):
     """The steps module of the workspace's route."""
     return import_module(f"{__name__}.{_ROUTE_STEPS[ws.route]}")
+
+
+def run_remaining(profile, ws, best: dict, overwrite: bool = False) -> dict:
+    """`best` with each of the route's students it lacks distilled (`run_distillation`): {kind: best checkpoint}."""
+    return best | {kind: steps_for(ws).run_distillation(profile, ws, kind, overwrite) for kind in ws.students if kind not in best}
+
+
+def best_checkpoints(ws) -> dict:
+    """Each student's best distilled checkpoint: {kind: its path, step and validation loss}."""
+    return {kind: steps_for(ws).best(ws, kind) for kind in ws.students}
+
+
+def best_and_step_times(ws, best: dict, estimate) -> str:
+    """Each run's best checkpoint, and the measured seconds per step beside the estimate (`time_estimates`)."""
+    lines = [f"{kind}: best checkpoint {record['checkpoint']} (step {record['step']}, val_loss {record['val_loss']})" for kind, record in best.items()]
+    estimated = estimate.loc["seconds per step"].to_dict()
+    return "\n".join([*lines, f"seconds per step, measured (median): {steps_for(ws).step_seconds(ws)}; estimated: {estimated}"])
+
+
+def show_slurm_scripts(planned: list, ws, num_tokens: float, nodes: int) -> list:
+    """Write each student's Slurm script of `num_tokens` on `nodes` nodes (`write_slurm_scripts`), print their paths and
+    the first script; return the paths."""
+    from helpers.distill.nodes import Scenario
+
+    scripts = steps_for(ws).write_slurm_scripts(planned, ws, Scenario(num_tokens, nodes))
+    for script in scripts:
+        print(script)
+    if scripts:
+        print(scripts[0].read_text())
+    return scripts
 
 
 def kd_config_state(profile, ws, kind: str, kd_config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -123,6 +124,38 @@ def step_seconds(ws: Workspace, kinds=None) -> dict[str, float]:
     return {kind: round(float(events.series(run_dir(ws, kind), "train_step_timing in s").median()), 2) for kind in kinds or ws.students}
 
 
+def budget_table(profile: Profile) -> pd.DataFrame:
+    """The run the profile's token budget implies (`budget.plan`), with the tokens it sees, its data-parallel ranks,
+    micro batch and learning rate."""
+    settings = profile.distill
+    kd = plan(settings, profile.data.seq_length)
+    rows = vars(kd) | {
+        "tokens actually seen": kd.tokens, "data-parallel ranks": budget.data_parallel_size(settings), "micro batch": settings.mbs,
+        "learning rate": f"{settings.lr:g} -> {settings.min_lr:g} (cosine)",
+    }  # fmt: skip
+    return pd.Series(rows, name=profile.name).to_frame()
+
+
+def throughput(profile: Profile) -> budget.Throughput:
+    """The rate the time estimates assume: the profile's GPU (no CUDA context is made), or this CPU, measured."""
+    return budget.throughput(profile.gpu)
+
+
+def time_estimates(profile: Profile, ws: Workspace, rate: budget.Throughput) -> pd.DataFrame:
+    """Per student on disk, at `rate`: FLOPs and seconds per step, tokens per second per node, the run's time."""
+    settings, teacher = profile.distill, model_shape(ws.teacher)
+    kd = plan(settings, profile.data.seq_length)
+    return pd.DataFrame({kind: budget.time_estimate(model_shape(ws.pruned(kind)), teacher, kd, settings, rate) for kind in ws.students})
+
+
+def bad_settings(profile: Profile) -> Profile:
+    """`profile` with distillation settings the checks refuse: a global batch the micro batches cannot add up to, a
+    learning-rate floor above the peak, and a validation interval beyond the end of the run."""
+    settings = profile.distill
+    steps = plan(settings, profile.data.seq_length).max_steps
+    return replace(profile, distill=replace(settings, gbs=settings.mbs * settings.devices + 1, min_lr=settings.lr * 10, interval=steps + 1))
+
+
 def memory_estimates(profile: Profile, ws: Workspace) -> pd.DataFrame:
     """Estimated memory per device (GB) of distilling each student, item by item."""
     teacher = model_shape(ws.teacher)
@@ -147,6 +180,17 @@ def multi_node_plans(
     """The scenarios planned for the students on disk at `rate` (`nodes.plans`), and the refusals of the others."""
     students = {kind: model_shape(ws.pruned(kind)) for kind in ws.students}
     return nodes.plans(profile, scenarios, model_shape(ws.teacher), students, rate)
+
+
+def show_node_plans(profile: Profile, ws: Workspace, node_count: int, num_tokens: float, rate: budget.Throughput) -> list[nodes.NodePlan]:
+    """`nodes.scenarios` planned (`multi_node_plans`): where the tokens per second per node come from, the refused
+    node counts, and the table of the others, which are returned."""
+    from IPython.display import display
+
+    planned, refused = multi_node_plans(profile, ws, nodes.scenarios(profile, node_count, num_tokens), rate)
+    print(nodes.efficiency_note(rate), *refused, sep="\n")
+    display(nodes.table(planned))
+    return planned
 
 
 def slurm_script(planned: nodes.NodePlan, ws: Workspace, kind: str) -> str:

@@ -1,1 +1,3 @@
-"""Notebook 04's measurements: perplexity and generation, speed in interleaved rounds, MMLU, and the comparison table."""
+"""Measuring Hugging Face checkpoints on the same tokens: next-token losses as a command (`losses`), perplexity, KL
+divergence from the teacher and generation (`perplexity`), speed in interleaved rounds (`speed`), MMLU (`mmlu`), vLLM
+throughput (`throughput`), and the comparison of every model of the series (`comparison`)."""

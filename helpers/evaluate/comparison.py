@@ -1,4 +1,6 @@
-"""Notebook 04's steps: export the best students, then measure all five models side by side."""
+"""The teacher and every student, pruned and distilled, measured side by side as Hugging Face checkpoints: perplexity,
+KL divergence from the teacher, generation and speed on the same test tokens, saved in `results/comparison.json` with
+the later steps' columns (FP8, MMLU, vLLM), and what the numbers show."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pandas as pd
 from helpers import distill
 from helpers.models import hf_model
 from helpers.data.indexed import token_windows
-from helpers.evaluate import perplexity, speed
+from helpers.evaluate import mmlu, perplexity, speed
 from helpers.evaluate.perplexity import NOISE
 from helpers.profiles import Profile
 from helpers.routes import get_route, installed_versions
@@ -109,14 +111,9 @@ def save(table: pd.DataFrame, ws: Workspace, **metadata) -> None:
 def load(ws: Workspace) -> dict:
     """The saved comparison: {"profile", "route", "versions": {package: version}, "tokens", "device", "speed", "per_window": {model: {"loss": [...], "KL to
     teacher": [...]}, one value per test window, for `perplexity.difference`}, "models": [one record per model]}; after
-    notebook 04's FP8 step also "fp8" (the recipe and calibration, or why it was skipped) and per-window scores of each
-    "<model>-fp8", and after its vLLM step "vllm" ({checkpoint: figures})."""
+    the FP8 step (`quantize.measure`) also "fp8" (the recipe and calibration, or why it was skipped) and per-window
+    scores of each "<model>-fp8", and after the vLLM step (`quantize.benchmark`) "vllm" ({checkpoint: figures})."""
     return json.loads((ws.results / f"{RESULTS}.json").read_text())
-
-
-def table(ws: Workspace) -> pd.DataFrame:
-    """The saved comparison's table, one row per model."""
-    return pd.DataFrame(load(ws)["models"]).set_index("model")
 
 
 def provenance(ws: Workspace) -> pd.Series:
@@ -127,9 +124,13 @@ def provenance(ws: Workspace) -> pd.Series:
                      | saved["versions"], name="produced by")
 
 
-def add_mmlu(table: pd.DataFrame, scores: dict[str, float], ws: Workspace) -> pd.DataFrame:
-    """Add MMLU accuracies to the table and re-save it."""
-    return update(table.assign(**{"MMLU (5-shot)": pd.Series(scores)}), ws)
+def add_mmlu(profile: Profile, ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
+    """MMLU (5-shot) of the teacher and each distilled student (`quantize.steps.sources`), added to the table and
+    re-saved; where it cannot run, say why, print the commands, and return the table unchanged."""
+    from helpers.quantize.steps import sources
+
+    scores = mmlu.evaluate_all(sources(ws), ws, enabled=profile.evaluation.mmlu)
+    return table if scores is None else update(table.assign(**{mmlu.COLUMN: pd.Series(scores)}), ws)
 
 
 def update(table: pd.DataFrame, ws: Workspace, per_window: dict[str, dict[str, list[float]]] | None = None, **metadata) -> pd.DataFrame:
@@ -139,6 +140,16 @@ def update(table: pd.DataFrame, ws: Workspace, per_window: dict[str, dict[str, l
     saved["per_window"] = saved["per_window"] | (per_window or {})
     save(table, ws, **(saved | metadata))
     return table
+
+
+def measurements(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as measured, without the generations, a speed ratio marked unreliable saying so."""
+    return speed.marked(table.drop(columns=["generation"]))
+
+
+def generations(profile: Profile, table: pd.DataFrame) -> str:
+    """The prompt as each model continued it, greedily."""
+    return "\n".join(f"{model:>16}: {profile.evaluation.prompt}{text!r}" for model, text in table["generation"].items())
 
 
 def overview(table: pd.DataFrame) -> pd.DataFrame:

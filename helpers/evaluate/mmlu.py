@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from helpers.run.launch import run
 
 TASK = "mmlu"
 NUM_FEWSHOT = 5
+COLUMN = "MMLU (5-shot)"
 
 
 def command(model_dir: Path, output_dir: Path, devices: int = 1, batch_size: int = 4) -> list[str]:
@@ -60,3 +62,19 @@ def evaluate(model_dir: Path, output_dir: Path, log: Path, devices: int = 1) -> 
     """Run MMLU for one model (streamed, raising if it fails) and return its accuracy."""
     run(command(model_dir, output_dir, devices), log)
     return accuracy(output_dir)
+
+
+def evaluate_all(models: dict[str, Path], ws, enabled: bool = True) -> dict[str, float] | None:
+    """Run MMLU for each labelled model where it can run here (`enabled`: the profile's choice) and return the
+    accuracies; elsewhere say why, print the commands, and return None."""
+    import pandas as pd
+
+    reason = unavailable_reason() if enabled else "this profile does not run MMLU"
+    if reason:
+        print(f"MMLU skipped: {reason}. The commands:")
+        for label, path in models.items():
+            print(shlex.join(command(path, ws.results / "mmlu" / label, devices=gpus())))
+        return None
+    scores = {label: evaluate(path, ws.results / "mmlu" / label, ws.logs / f"04-mmlu-{label}.log", devices=gpus()) for label, path in models.items()}
+    print(pd.Series(scores, name=COLUMN))
+    return scores

@@ -1,4 +1,5 @@
-"""Notebook 04's measurements on Hugging Face checkpoints: the same tokens and settings for every model."""
+"""Scores of a Hugging Face checkpoint on token windows: next-token loss and perplexity, KL divergence from a
+teacher, a greedy generation; and the difference of two models' losses on the same windows, with its standard error."""
 
 from __future__ import annotations
 

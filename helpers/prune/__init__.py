@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__all__ = ["check", "checkpoints", "command", "parser", "refusal", "run_pruning", "run_search", "show_search", "steps_for", "students", "targets"]
+__all__ = [
+    "bad_settings", "check", "checkpoints", "command", "parser", "refusal", "run_pruning", "run_search", "show_layer_importance",
+    "show_search", "show_width_importance", "steps_for", "students", "targets", "validation_losses",
+]  # fmt: skip
 _MODULES = {"check": "cli", "parser": "cli", "targets": "steps"}
 _ROUTE_STEPS = {"nemo2": "steps", "bridge": "bridge_steps"}
 
@@ -116,6 +119,56 @@ def refusal(profile, ws, kind: str) -> str | None:
 def students(ws, overwrite: bool = False) -> dict:
     """Each pruned student as a Hugging Face checkpoint, proven by logits: {label: LogitsCheck}."""
     return steps_for(ws).students(ws, overwrite)
+
+
+def show_layer_importance(ws) -> None:
+    """The layer scores depth pruning used: the dropped layers, their figure, and where the first and last layers rank."""
+    from IPython.display import display
+
+    from helpers import plots
+    from helpers.prune import importance
+
+    scores = importance.load(ws.pruned("depth"))
+    print(f"dropped layers: {scores['dropped_layers']}")
+    display(plots.layer_importance(scores["layers"], scores["dropped_layers"], ws.figure("02_layer_importance")))
+    print(importance.layer_findings(scores["layers"], scores["dropped_layers"]))
+
+
+def show_width_importance(profile, ws):
+    """The channel and neuron scores width pruning used, sorted, with the widths the profile keeps (a figure)."""
+    from helpers import plots
+    from helpers.prune import importance
+
+    scores, settings = importance.load(ws.pruned("width")), profile.prune
+    return plots.width_importance(scores["hidden_size"], scores["ffn_hidden_size"], kept_hidden=settings.width_hidden_size,
+                                  kept_ffn=settings.width_ffn_hidden_size, path=ws.figure("02_width_importance"))  # fmt: skip
+
+
+def validation_losses(profile, ws, windows: int = 8) -> dict[str, float]:
+    """The next-token loss of the teacher and each exported pruned student on the same validation windows
+    (`python -m helpers.evaluate.losses`); prints what each cut cost, judged against the noise. {label: loss}"""
+    from helpers.evaluate import losses
+
+    students = {f"{kind}-pruned": ws.hf_model(f"{kind}-pruned") for kind in ws.students}
+    report = ws.results / "02-losses.json"
+    measured = losses.measure({"teacher": ws.hf_teacher} | students, data_prefix=ws.data_prefix("validation"),
+                              seq_length=profile.data.seq_length, windows=windows, report=report, log=ws.logs / "02-losses.log")  # fmt: skip
+    print(losses.costs(report))
+    return measured
+
+
+def bad_settings(profile, kind: str):
+    """`profile` with settings the `kind` student's checks refuse. "width": a hidden size off ModelOpt's grid (32 above
+    the target) and calibration samples the micro batch does not divide; "nas": a budget of a million parameters,
+    below any candidate, and no candidate to score."""
+    from dataclasses import replace
+
+    settings = profile.prune
+    changes = {
+        "width": {"width_hidden_size": settings.width_hidden_size + 32, "num_train_samples": settings.mbs * 8 + 1},
+        "nas": {"search": replace(settings.search, params=1e6, top_k=0)},
+    }
+    return replace(profile, prune=replace(settings, **changes[kind]))
 
 
 def __getattr__(name: str):

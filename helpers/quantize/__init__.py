@@ -1,4 +1,4 @@
-"""Notebook 04's FP8 step: post-training quantization of the series' Hugging Face checkpoints with ModelOpt.
+"""FP8 post-training quantization of the series' Hugging Face checkpoints with ModelOpt.
 
     python -m helpers.quantize ...   one checkpoint, with the flags of ModelOpt's examples/llm_ptq/hf_ptq.py (`cli`)
     recipe.py   hf_ptq.py's FP8 recipe for a dense transformer, and whether this machine's ModelOpt can run it

@@ -1,4 +1,4 @@
-"""Notebook 04's FP8 step: quantize the teacher and every distilled student, then measure each FP8 checkpoint beside
+"""The FP8 step: quantize the teacher and every distilled student, then measure each FP8 checkpoint beside
 the model it came from, on the comparison's own test tokens, and add both to `results/comparison.json`."""
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ MB = 1e6
 
 
 def sources(ws: Workspace) -> dict[str, Path]:
-    """The teacher and each distilled student, the checkpoints one would deploy: what notebook 04 quantizes to FP8 and
-    scores on MMLU."""
+    """The teacher and each distilled student, the checkpoints one would deploy: what is quantized to FP8 and scored
+    on MMLU."""
     return {label: ws.hf_model(label) for label in ("teacher", *(f"{kind}-distilled" for kind in ws.students))}
 
 
@@ -169,10 +169,10 @@ def deployable(ws: Workspace) -> dict[str, Path]:
     return sources(ws) | {label + FP8: ws.fp8(label) for label in sources(ws)}
 
 
-def benchmark(profile: Profile, ws: Workspace) -> pd.DataFrame | None:
+def benchmark(profile: Profile, ws: Workspace, table: pd.DataFrame) -> pd.DataFrame | None:
     """`vllm bench throughput` on every deployable checkpoint, where vLLM and a GPU are here: model loading memory,
-    output tokens per second and the speedup over the bf16 teacher, saved in comparison.json under "vllm".
-    Elsewhere, say why and print the commands; return None."""
+    output tokens per second and the speedup over the bf16 teacher, saved with the comparison `table` in
+    comparison.json under "vllm". Elsewhere, say why and print the commands; return None."""
     checkpoints = deployable(ws)
     context = json.loads((ws.hf_teacher / "config.json").read_text())["max_position_embeddings"]
     raise_if_any(throughput.problems(profile.quantize, context))
@@ -184,5 +184,5 @@ def benchmark(profile: Profile, ws: Workspace) -> pd.DataFrame | None:
     figures = throughput.benchmark(checkpoints, profile.quantize, ws.logs)
     for label, speedup in throughput.speedups(figures).items():
         figures[label]["speedup vs bf16 teacher"] = speedup
-    comparison.update(comparison.table(ws), ws, vllm=figures)
+    comparison.update(table, ws, vllm=figures)
     return pd.DataFrame(figures).T

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.evaluate import comparison
 from helpers.profiles import get_profile
 from helpers.routes import get_route
 from helpers.workspace import open_workspace
@@ -27,16 +28,23 @@ def ws(profile, route):
     return open_workspace(profile.name, profile.model.name, route=route.name)
 
 
+def _required(path: Path, notebook: str) -> Path:
+    if not (path.exists() or path.is_symlink()):
+        pytest.fail(f"{path} is missing: notebook {notebook} has not run in this work directory (`make test` runs all four first)")
+    return path
+
+
 @pytest.fixture
 def require():
     """Fail, saying which notebook to run, if an artifact is missing."""
+    return _required
 
-    def check(path: Path, notebook: str) -> Path:
-        if not (path.exists() or path.is_symlink()):
-            pytest.fail(f"{path} is missing: notebook {notebook} has not run in this work directory (`make test` runs all four first)")
-        return path
 
-    return check
+@pytest.fixture(scope="session")
+def results(ws):
+    """Notebook 04's saved comparison (`comparison.load`)."""
+    _required(ws.results / f"{comparison.RESULTS}.json", "04")
+    return comparison.load(ws)
 
 
 @pytest.fixture(scope="session")

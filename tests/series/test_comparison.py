@@ -10,18 +10,8 @@ every CPU, with a margin of 9 over NOISE. `make run` on the real model shows the
 
 import math
 
-import pytest
-
 from helpers.evaluate import comparison, speed
 from helpers.evaluate.perplexity import NOISE, difference
-
-
-@pytest.fixture(scope="module")
-def results(ws):
-    path = ws.results / "comparison.json"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: notebook 04 has not run in this work directory")
-    return comparison.load(ws)
 
 
 def test_every_model_was_measured_on_the_same_tokens(profile, ws, results):

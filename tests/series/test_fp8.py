@@ -14,15 +14,9 @@ import math
 import pytest
 
 from helpers.models.checkpoints import parameter_counts
-from helpers.evaluate import comparison
 from helpers.quantize import ptq, steps
-from helpers.quantize.recipe import fp8_supported, weight_bytes
-
-
-@pytest.fixture
-def results(ws, require):
-    require(ws.results / "comparison.json", "04")
-    return comparison.load(ws)
+from helpers.models.architecture import weight_bytes
+from helpers.quantize.recipe import fp8_supported
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ def qwen3_tokenizer_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny-wikitext")
-    corpus.build_tiny_wikitext(out)
+    out = tmp_path_factory.mktemp("offline-wikitext")
+    corpus.build_offline_wikitext(out)
     return out
 
 
