@@ -138,7 +138,7 @@ def calibrate(model: Model, corpus: Path) -> tuple[float, float, bool]:
 
 def offline_inputs(args: argparse.Namespace, scratch: Path) -> tuple[Path, Path]:
     """SmolLM2-135M as a Hugging Face checkpoint and the offline corpus: the given ones, else built into `scratch`."""
-    from helpers.data.corpus import build_tiny_wikitext
+    from helpers.data.corpus import build_offline_wikitext
     from helpers.data.gguf_teacher import gguf_to_hf
     from helpers.profiles import PROFILES
 
@@ -148,7 +148,7 @@ def offline_inputs(args: argparse.Namespace, scratch: Path) -> tuple[Path, Path]
         gguf_to_hf(PROFILES["smollm2-135m"].model.gguf, smollm2)
     if corpus is None:
         corpus = scratch / "corpus"
-        build_tiny_wikitext(corpus)
+        build_offline_wikitext(corpus)
     return smollm2, corpus
 
 

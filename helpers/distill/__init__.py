@@ -8,9 +8,10 @@
                       curves, read back
     bridge_steps.py   the same on Megatron-Bridge's route
     budget.py         steps, memory and time a distillation needs, before it runs
-    nodes.py          more than one node: the plan across nodes, the command each node runs, a Slurm script, and
+    nodes/            more than one node: the plan across nodes, the command each node runs, a Slurm script, and
                       what the entry point checks on every node (`python -m helpers.distill.nodes` plans one)
     runs.py           a run's checkpoints on disk: its state, resuming, the best one
+    events.py         the scalars of a run's TensorBoard event files
     callbacks.py      the training callbacks the entry point adds to NeMo's trainer
     live.py           loss curves drawn from the streamed log lines while training runs
 
