@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.models import checkpoints
+from helpers.models.architecture import MEGATRON_NAMES
 from helpers import rehearsal
 from helpers.profiles import Profile, get_profile
 from helpers.routes import DEFAULT_ROUTE, Route, get_route, require_route_installed
@@ -52,8 +53,7 @@ def architecture_table(*named: tuple[str, Path]) -> pd.DataFrame:
 def config_vs_weights(path: Path) -> pd.DataFrame:
     """The architecture the checkpoint's config declares beside the one its weights have."""
     config = checkpoints.model_config(path)
-    declared = {key: config.get(key) for key in ARCHITECTURE_ROWS}
-    declared["head_dim"] = config.get("kv_channels")
+    declared = {field: config.get(name) for field, name in MEGATRON_NAMES.items()}
     measured = checkpoints.architecture(path).as_dict()
     table = pd.DataFrame({f"config ({checkpoints.config_file(path)})": declared, "weights": measured})
     return table.rename(index=ARCHITECTURE_ROWS)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from helpers.errors import refuse
+from helpers.models.architecture import HF_NAMES
 from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.workspace import Workspace
 
@@ -25,8 +26,7 @@ class HFModel:
     config: dict
     tokenizer_size: int
 
-    SUMMARY = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
-               "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings")  # fmt: skip
+    SUMMARY = ("model_type", *HF_NAMES.values(), "tie_word_embeddings")
 
     def summary(self) -> dict:
         """The config entries the conversion depends on, the dtype and the tokenizer's size."""

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from helpers import rehearsal
+from helpers.models.architecture import Architecture
 from helpers.models.checkpoints import is_hf_checkpoint, is_nemo_checkpoint, require_nemo_checkpoint
 from helpers.conversion.logits import LogitsCheck
 from helpers.conversion.jobs import NEMO_MODELS, HFModel, Job, export_job
@@ -37,16 +38,7 @@ def import_to_nemo(hf: HFModel, output: Path, overwrite: bool = False) -> Path:
     c = hf.config
     model_class, config_class = (getattr(llm, name) for name in NEMO_MODELS[c["model_type"]])
     # The model object only selects NeMo's importer, which reads the architecture from config.json.
-    model = model_class(
-        config_class(
-            num_layers=c["num_hidden_layers"],
-            hidden_size=c["hidden_size"],
-            ffn_hidden_size=c["intermediate_size"],
-            num_attention_heads=c["num_attention_heads"],
-            num_query_groups=c["num_key_value_heads"],
-            **rehearsal.config_fields(c["model_type"]),
-        )
-    )
+    model = model_class(config_class(**Architecture.from_hf_config(c).megatron_config(), **rehearsal.config_fields(c["model_type"])))
 
     def convert(partial: Path) -> None:
         with own_tokenizer_folder():

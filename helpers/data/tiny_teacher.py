@@ -24,13 +24,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from helpers.data import cpu_dtype
 from helpers.data.build_cache import file_sha256
+from helpers.models.architecture import Architecture
 from helpers.profiles import TinyQwen3
 from helpers.workspace import SPLITS
 
@@ -39,16 +40,12 @@ EVAL_WINDOWS = 16
 
 
 def _qwen3_config(spec: TinyQwen3, vocab_size: int):
+    """A Qwen3 of the spec's sizes (its fields named as `Architecture`'s) with `vocab_size` embedding rows."""
     from transformers import Qwen3Config
 
+    sizes = {field.name: getattr(spec, field.name) for field in fields(Architecture) if field.name != "vocab_size"}
     return Qwen3Config(
-        vocab_size=vocab_size,
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.ffn_hidden_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_query_groups,
-        head_dim=spec.head_dim,
+        **Architecture(**sizes, vocab_size=vocab_size).hf_config(),
         max_position_embeddings=40960,
         rope_theta=1_000_000.0,
         rms_norm_eps=1e-6,

@@ -73,9 +73,17 @@ def kd_logits_bytes(precision: str, tp_size: int) -> int:
     return 2 * BYTES[precision] + 4 * (8 if tp_size > 1 else 7)
 
 
+def model_parallel_size(settings: DistillSettings) -> int:
+    """Processes that hold one model replica between them: its tensor, pipeline and context splits.
+
+    `settings`: a profile's DistillSettings, or the entry points' flags (argparse's namespace), which share its names.
+    """
+    return settings.tp_size * settings.pp_size * settings.cp_size
+
+
 def data_parallel_size(settings: DistillSettings) -> int:
-    """Model replicas over all nodes: every device of every node, divided by the tensor, pipeline and context splits."""
-    return settings.devices * settings.num_nodes // (settings.tp_size * settings.pp_size * settings.cp_size)
+    """Model replicas over all nodes: every device of every node, divided by `model_parallel_size`."""
+    return settings.devices * settings.num_nodes // model_parallel_size(settings)
 
 
 def memory_per_device(student: ModelShape, teacher: ModelShape, settings: DistillSettings, seq_length: int) -> pd.DataFrame:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from helpers.models.checkpoints import Architecture, architecture, is_hf_checkpoint, parameter_counts, tokenizer_dir
+from helpers.distill.budget import data_parallel_size, model_parallel_size
+from helpers.models.architecture import Architecture
+from helpers.models.checkpoints import architecture, is_hf_checkpoint, parameter_counts, tokenizer_dir
 from helpers.data.prefixes import missing_data, missing_datasets
 from helpers.errors import Problem, flag, raise_if_any
 
@@ -133,10 +135,10 @@ def data_parallel_problems(settings) -> list[Problem]:
     the fix names the node counts that work with this global batch.
     """
     world = settings.devices * settings.num_nodes
-    shards = settings.tp_size * settings.pp_size * settings.cp_size
+    shards = model_parallel_size(settings)
     if world % shards:
         return [Problem(flag("tp_size"), f"tp {settings.tp_size} x pp {settings.pp_size} x cp {settings.cp_size} = {shards} does not divide the {world} processes", "make --devices x --num_nodes a multiple of tp x pp x cp")]
-    data_parallel = world // shards
+    data_parallel = data_parallel_size(settings)
     if settings.gbs % (settings.mbs * data_parallel) == 0:
         return []
     fix = f"use a multiple of {settings.mbs * data_parallel}"
@@ -147,7 +149,7 @@ def data_parallel_problems(settings) -> list[Problem]:
 
 def node_counts(settings) -> list[int]:
     """The node counts whose model replicas share --gbs evenly, micro-batches of --mbs each (at most gbs/mbs replicas)."""
-    shards = settings.tp_size * settings.pp_size * settings.cp_size
+    shards = model_parallel_size(settings)
     most = settings.gbs // settings.mbs * shards // settings.devices
     return [n for n in range(1, most + 1) if settings.devices * n % shards == 0 and settings.gbs % (settings.mbs * settings.devices * n // shards) == 0]
 

@@ -9,14 +9,12 @@ safetensors files; its weights are named and stacked here as Megatron-Core names
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
 from helpers.errors import refuse
-
-COMPONENTS = ("embeddings", "attention", "mlp", "norms", "output layer")
+from helpers.models.architecture import COMPONENTS, Architecture, with_totals
 
 
 def is_hf_checkpoint(path: Path) -> bool:
@@ -45,9 +43,7 @@ def require_nemo_checkpoint(path: Path, setting: str) -> Path:
 def model_config(path: Path) -> dict:
     """The model config: context/model.yaml's (NeMo 2), or config.json's in Megatron-Core's names (Hugging Face)."""
     if is_hf_checkpoint(path):
-        config = json.loads((path / "config.json").read_text())
-        megatron = {ours: config[theirs] for ours, theirs in HF_CONFIG_NAMES.items() if theirs in config}
-        return megatron | {"kv_channels": config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]}
+        return Architecture.from_hf_config(json.loads((path / "config.json").read_text())).megatron_config()
     return yaml.safe_load((path / "context" / "model.yaml").read_text())["config"]
 
 
@@ -75,15 +71,6 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     }
 
 
-# Hugging Face's config keys of a Llama-family model, by Megatron-Core's name.
-HF_CONFIG_NAMES = {
-    "num_layers": "num_hidden_layers",
-    "hidden_size": "hidden_size",
-    "ffn_hidden_size": "intermediate_size",
-    "num_attention_heads": "num_attention_heads",
-    "num_query_groups": "num_key_value_heads",
-    "vocab_size": "vocab_size",
-}
 # Hugging Face's weights of a Llama-family model (Qwen3, SmolLM2), by the Megatron-Core weight they make up: the
 # query, key and value projections are one fused `linear_qkv`, the gate and up projections one `linear_fc1`.
 _HF_WEIGHTS = {
@@ -136,38 +123,6 @@ def _hf_weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """The sizes that pruning changes, as the weights (not the config) have them."""
-
-    num_layers: int
-    hidden_size: int
-    ffn_hidden_size: int
-    num_attention_heads: int
-    num_query_groups: int
-    head_dim: int
-    vocab_size: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def parameter_counts(self, tied_embeddings: bool) -> dict[str, int]:
-        """Parameters per component of a Qwen3 of these sizes (gated MLP, RMSNorms, q/k norms), as the module's
-        `parameter_counts` sums a checkpoint's (a Llama, without q/k norms, has 2 x head_dim x layers fewer)."""
-        h, d, layers = self.hidden_size, self.head_dim, self.num_layers
-        attention = h * (self.num_attention_heads + 2 * self.num_query_groups) * d + self.num_attention_heads * d * h
-        counts = {
-            "embeddings": self.vocab_size * h,
-            "attention": layers * attention,
-            "mlp": layers * 3 * h * self.ffn_hidden_size,
-            "norms": layers * (2 * h + 2 * d) + h,
-            "output layer": 0 if tied_embeddings else self.vocab_size * h,
-        }
-        counts["total"] = sum(counts[c] for c in COMPONENTS)
-        counts["non-embedding"] = counts["total"] - counts["embeddings"] - counts["output layer"]
-        return counts
-
-
 def architecture(path: Path) -> Architecture:
     """Layers, widths and heads measured on the stored weights."""
     shapes = weight_shapes(path)
@@ -211,6 +166,4 @@ def parameter_counts(path: Path) -> dict[str, int]:
         for size in shape:
             numel *= size
         counts[component(name)] += numel
-    counts["total"] = sum(counts[c] for c in COMPONENTS)
-    counts["non-embedding"] = counts["total"] - counts["embeddings"] - counts["output layer"]
-    return counts
+    return with_totals(counts)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from helpers.models.checkpoints import Architecture, architecture, is_nemo_checkpoint
+from helpers.models.architecture import Architecture
+from helpers.models.checkpoints import architecture, is_nemo_checkpoint
 from helpers.data.prefixes import missing_data, missing_datasets
 from helpers.errors import Problem, flag, raise_if_any
 
@@ -139,12 +140,12 @@ def _parallelism_problems(args, source: Architecture, flag: Callable[[str], str]
     problems = []
     if args.tp_size > 1 and args.drop_layers is None:
         problems.append(Problem(flag("tp_size"), f"{args.tp_size}: Minitron pruning runs with tensor parallel size 1 only", "use --tp_size 1 and split the model with --pp_size"))
-    world = args.devices * args.num_nodes
-    if world != args.tp_size * args.pp_size:
+    world, shards = args.devices * args.num_nodes, args.tp_size * args.pp_size
+    if world != shards:
         problems.append(
             Problem(
                 flag("devices"),
-                f"{args.devices} device(s) x {args.num_nodes} node(s) = {world} processes, but tp {args.tp_size} x pp {args.pp_size} = {args.tp_size * args.pp_size} model shards "
+                f"{args.devices} device(s) x {args.num_nodes} node(s) = {world} processes, but tp {args.tp_size} x pp {args.pp_size} = {shards} model shards "
                 "(pruning has no data parallelism: every process must hold a different part of the model)",
                 f"make {flag('devices')} x {flag('num_nodes')} equal {flag('tp_size')} x {flag('pp_size')}",
             )

@@ -21,7 +21,7 @@ from dataclasses import replace
 from itertools import product
 from pathlib import Path
 
-from helpers.models.checkpoints import Architecture
+from helpers.models.architecture import Architecture
 from helpers.errors import Problem
 
 # The divisors prune_minitron.py gives `get_mcore_minitron_config` for a search (0.43: L263-268; 0.44 L278-283,

@@ -26,7 +26,6 @@ from helpers.models.hf_model import device
 QFORMAT = "fp8"
 KV_CACHE_QFORMATS = ("fp8_cast", "fp8", "none")
 FP8_MAX = torch.finfo(torch.float8_e4m3fn).max  # 448: amax / FP8_MAX is a tensor's scale
-QUANTIZED = ("attention", "mlp")  # the components (`Architecture.parameter_counts`) whose linear layers are FP8
 
 
 def fp8_supported() -> str | None:
@@ -85,9 +84,3 @@ def describe(kv_cache_qformat: str) -> str:
     }[kv_cache_qformat]
     return f"mtq.FP8_DEFAULT_CFG (per-tensor FP8 weights and inputs of the linear layers, lm_head excluded), {kv}"
 
-
-def weight_bytes(counts: dict[str, int], fp8: bool, unquantized_bytes: int = 2) -> int:
-    """Bytes of a checkpoint's weights from its parameter counts per component: `unquantized_bytes` per parameter
-    (2 in bf16), and one per FP8 parameter (the linear layers of QUANTIZED; a scale or two per layer besides)."""
-    quantized = sum(counts[component] for component in QUANTIZED) if fp8 else 0
-    return unquantized_bytes * (counts["total"] - quantized) + quantized

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import conversion, distill, prune
-from helpers.models.checkpoints import Architecture
+from helpers.models.architecture import Architecture, weight_bytes
 from helpers.distill import budget, nodes
 from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
@@ -28,7 +28,6 @@ from helpers.profiles import KINDS, Profile
 from helpers.prune import search
 from helpers.quantize import cli as quantize_cli
 from helpers.quantize import steps as quantize_steps
-from helpers.quantize.recipe import weight_bytes
 from helpers.routes import SEARCHED, get_route
 from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
@@ -55,16 +54,7 @@ def published_teacher(hf_id: str) -> Teacher:
     if not path.is_file():
         raise refuse("profile", f"no published config of {hf_id} in {HUB_CONFIGS}", f"add its config.json there as {path.name}")
     config = json.loads(path.read_text())
-    arch = Architecture(
-        num_layers=config["num_hidden_layers"],
-        hidden_size=config["hidden_size"],
-        ffn_hidden_size=config["intermediate_size"],
-        num_attention_heads=config["num_attention_heads"],
-        num_query_groups=config["num_key_value_heads"],
-        head_dim=config["head_dim"],
-        vocab_size=config["vocab_size"],
-    )
-    return Teacher(arch, config["tie_word_embeddings"], config["max_position_embeddings"])
+    return Teacher(Architecture.from_hf_config(config), config["tie_word_embeddings"], config["max_position_embeddings"])
 
 
 def student(teacher: Architecture, targets: dict) -> Architecture:

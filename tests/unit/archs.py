@@ -1,6 +1,6 @@
 """Architectures of the profiles' teachers, as their Hugging Face configs give them."""
 
-from helpers.models.checkpoints import Architecture
+from helpers.models.architecture import Architecture
 
 TEACHERS = {
     "tiny": Architecture(num_layers=6, hidden_size=256, ffn_hidden_size=768, num_attention_heads=4, num_query_groups=2, head_dim=128, vocab_size=151936),

@@ -10,7 +10,7 @@ import torch
 import yaml
 from archs import TEACHERS
 
-from helpers.models.checkpoints import Architecture
+from helpers.models.architecture import Architecture
 
 TINY = dataclasses.replace(TEACHERS["tiny"], vocab_size=1024)  # the tiny Qwen3's shapes, a small vocabulary
 
