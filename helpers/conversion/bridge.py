@@ -23,7 +23,8 @@ import torch
 
 from helpers.conversion.logits import LogitsCheck, judge, sample_token_ids
 from helpers.conversion.jobs import Job, inspect_hf_checkpoint
-from helpers.errors import SettingError, refuse
+from helpers.errors import refuse
+from helpers.run import entry_point
 from helpers.run.launch import is_rank0, python_module, run
 from helpers.run.outputs import atomic_output
 
@@ -214,23 +215,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        if len(args.source) != len(args.report):
-            raise refuse("--source/--report", f"{len(args.source)} source(s) and {len(args.report)} report(s)", "give one --report after each --source")
-        require_launched(args.pp_size)
-        for source in args.source:  # every source is checked before the first model is built
-            inspect_hf_checkpoint(source, "--source")
-    except SettingError as error:
-        print(f"helpers.conversion.bridge refused to start:\n{error}", file=sys.stderr)
-        return 2
+def launched(args: argparse.Namespace) -> None:
+    """One --report a --source, one process a pipeline stage, and every source checked before the first model is built."""
+    if len(args.source) != len(args.report):
+        raise refuse("--source/--report", f"{len(args.source)} source(s) and {len(args.report)} report(s)", "give one --report after each --source")
+    require_launched(args.pp_size)
+    for source in args.source:
+        inspect_hf_checkpoint(source, "--source")
+
+
+def check_imports(args: argparse.Namespace, _: None) -> int:
+    """Check every import; exit status 1 if one changes the logits."""
     checks = [check_import(source, report, args.pp_size) for source, report in zip(args.source, args.report)]
     failed = [str(source) for source, check in zip(args.source, checks) if not check.passed]
     if failed:
         print(f"helpers.conversion.bridge: the import of {', '.join(failed)} changes the model's logits (see above)", file=sys.stderr)
     stop_distributed()
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, launched, check_imports)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from helpers.models.checkpoints import require_nemo_checkpoint
 from helpers.conversion.logits import LogitsCheck, compare_logits, sample_token_ids
 from helpers.conversion.jobs import Job, inspect_hf_checkpoint
 from helpers.conversion.steps import export_to_hf, import_to_nemo
-from helpers.errors import SettingError, refuse
+from helpers.errors import refuse
+from helpers.run import entry_point
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,17 +54,22 @@ def convert_one(direction: str, job: Job, overwrite: bool) -> LogitsCheck:
     return check
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        todo = jobs(args)
-        for job in todo:  # every source is checked before the first conversion starts
-            if args.direction == "import":
-                inspect_hf_checkpoint(job.source, "--source")
-            else:
-                require_nemo_checkpoint(job.source, "--source")
-    except SettingError as error:
-        print(f"helpers.conversion refused to start:\n{error}", file=sys.stderr)
-        return 2
+def checked_jobs(args: argparse.Namespace) -> list[Job]:
+    """`jobs`, every source checked before the first conversion starts."""
+    todo = jobs(args)
+    for job in todo:
+        if args.direction == "import":
+            inspect_hf_checkpoint(job.source, "--source")
+        else:
+            require_nemo_checkpoint(job.source, "--source")
+    return todo
+
+
+def convert_all(args: argparse.Namespace, todo: list[Job]) -> int:
+    """Convert every job; exit status 1 if a logits check fails."""
     checks = [convert_one(args.direction, job, args.overwrite) for job in todo]
     return 0 if all(check.passed for check in checks) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, checked_jobs, convert_all)

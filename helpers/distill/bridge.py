@@ -29,7 +29,7 @@ import math
 import re
 import shutil
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -37,9 +37,11 @@ import yaml
 from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.distill import runs
 from helpers.distill.checks import DistillFacts, check_distill_args, gather
+from helpers.distill.cli import finished
 from helpers.errors import Problem, SettingError, flag, raise_if_any
+from helpers.run import entry_point
 from helpers.run.launch import is_rank0, rank0_first, require_launched
-from helpers.run.outputs import exclusive, remove, require_not_running
+from helpers.run.outputs import remove, require_not_running
 
 SEED = 1234  # distill.py's
 # The settings that define a run: a relaunch must repeat them (`runs.relaunch_problems`).
@@ -63,9 +65,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pp_size", type=int, default=1, help="pipeline parallel size")
     p.add_argument("--cp_size", type=int, default=1, help="context parallel size")
     p.add_argument("--devices", type=int, default=1, help="processes (GPUs) torchrun starts")
-    p.add_argument("--data_paths", nargs="+", help="tokenized data prefixes, optionally with weights: 30 a 70 b")
-    p.add_argument("--split", default="99,1,0", help="train,validation,test ratios of the data")
-    p.add_argument("--data_path_to_cache", "--index_mapping_dir", dest="index_mapping_dir", help="where Megatron caches its sample index")
+    entry_point.data_flags(p, "+", cache_flags=("--data_path_to_cache", "--index_mapping_dir"))
     p.add_argument("--output_dir", required=True, help="the run's folder: checkpoints, TensorBoard events, settings")
     p.add_argument("--seq_length", type=int, default=4096, help="tokens per sequence")
     p.add_argument("--mbs", type=int, default=1, help="micro batch size (sequences per forward pass)")
@@ -74,12 +74,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kd_config", help="distillation YAML, as helpers.distill's (default: logits-only forward KL, LM loss skipped)")
     p.add_argument("--no_skip_lm_loss", action="store_true", help="add the student's LM loss to the KD loss")
     p.add_argument("--kd_loss_scale", type=float, default=1.0, help="KD loss weight")
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the cosine schedule")
-    p.add_argument("--min_lr", type=float, default=1e-5, help="final learning rate")
+    entry_point.learning_rate_flags(p)
     p.add_argument("--lr_warmup_iters", type=int, default=50, help="linear warmup of the learning rate")
-    p.add_argument("--eval_interval", type=int, default=100, help="validate and checkpoint every N steps")
-    p.add_argument("--eval_iters", type=int, default=32, help="batches per validation")
-    p.add_argument("--log_interval", type=int, default=10, help="log every N steps")
+    entry_point.validation_flags(p, "--eval_interval", "--eval_iters")
     p.add_argument("--precision", default="bf16-mixed", choices=list(MIXED_PRECISION), help="bf16-mixed on GPUs; 32 on CPU")
     p.add_argument("--num_workers", type=int, default=8, help="data loader worker processes per rank")
     p.add_argument("--overwrite", action="store_true", help="delete the run in --output_dir and start again")
@@ -346,23 +343,16 @@ def launched(args: argparse.Namespace) -> runs.RunState:
     return run_state
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        run_state = launched(args)
-    except SettingError as error:
-        print(f"helpers.distill.bridge refused to start:\n{error}", file=sys.stderr)
-        return 2
-    if is_rank0():
-        print(f"Run {args.output_dir}: {run_state}.")
-    if run_state.status == "finished":
-        if is_rank0():
-            record = runs.record_best(Path(args.output_dir), LAYOUT)
-            print(f"Nothing to do (a larger --train_iters continues it at --min_lr; --overwrite trains it again). Best checkpoint: {record['checkpoint']}")
-        return 0
-    with exclusive(Path(args.output_dir), "--output_dir") if is_rank0() else nullcontext():  # rank 0 writes
-        distill(args)
+def run(args: argparse.Namespace, run_state: runs.RunState) -> int:
+    """Train, unless the run is finished, rank 0 holding the lock of --output_dir (SIGTERM stops it outright)."""
+    if not finished(args.output_dir, run_state, LAYOUT):
+        with entry_point.writing(Path(args.output_dir), "--output_dir", sigterm=False):
+            distill(args)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, launched, run)
 
 
 if __name__ == "__main__":  # an asynchronous checkpoint save starts a process that imports this module again

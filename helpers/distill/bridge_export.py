@@ -21,7 +21,8 @@ from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import LogitsCheck, sample_token_ids
 from helpers.conversion.jobs import Job
 from helpers.distill import runs
-from helpers.errors import SettingError, refuse
+from helpers.errors import refuse
+from helpers.run import entry_point
 from helpers.run.launch import python_module
 from helpers.run.outputs import produce
 
@@ -78,16 +79,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        if not len(args.checkpoint) == len(args.output) == len(args.report):
-            raise refuse("--checkpoint/--output/--report", "unequal counts", "give one --output and one --report after each --checkpoint")
-        for checkpoint in args.checkpoint:  # every checkpoint is checked before the first model is built
-            student(checkpoint)
-    except SettingError as error:
-        print(f"helpers.distill.bridge_export refused to start:\n{error}", file=sys.stderr)
-        return 2
+def checked(args: argparse.Namespace) -> None:
+    """One --output and one --report a --checkpoint, every checkpoint checked before the first model is built."""
+    if not len(args.checkpoint) == len(args.output) == len(args.report):
+        raise refuse("--checkpoint/--output/--report", "unequal counts", "give one --output and one --report after each --checkpoint")
+    for checkpoint in args.checkpoint:
+        student(checkpoint)
+
+
+def export_all(args: argparse.Namespace, _: None) -> int:
+    """Export every checkpoint, then check each export's logits; exit status 1 if one differs."""
     from helpers import rehearsal
 
     rehearsal.enable_bridge()
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"helpers.distill.bridge_export: {', '.join(failed)} changes the model's logits (see above)", file=sys.stderr)
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, checked, export_all)
 
 
 if __name__ == "__main__":

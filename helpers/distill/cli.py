@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 from helpers.models.checkpoints import require_nemo_checkpoint
 from helpers.distill import nodes, runs
 from helpers.distill.checks import check_distill_args, gather
-from helpers.errors import SettingError, raise_if_any
+from helpers.errors import raise_if_any
+from helpers.run import entry_point
 from helpers.run.launch import is_rank0, rank0_first, require_launched
-from helpers.run.outputs import exclusive, remove, require_not_running
+from helpers.run.outputs import remove, require_not_running
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,24 +48,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cp_size", type=int, default=1, help="context parallel size")
     p.add_argument("--pp_size", type=int, default=1, help="pipeline parallel size")
     p.add_argument("--precision", default="bf16-mixed", help="bf16-mixed on GPUs; 32 on CPU")
-    p.add_argument("--devices", type=int, default=1, help="processes (GPUs) per node")
-    p.add_argument("--num_nodes", type=int, default=1)
+    entry_point.launch_flags(p)
     p.add_argument("--log_dir", required=True, help="folder for runs: checkpoints and TensorBoard logs")
     p.add_argument("--max_steps", type=int, required=True, help="optimizer steps (global batches)")
     p.add_argument("--warmup_steps", type=int, default=50, help="linear warmup of the learning rate")
     p.add_argument("--gbs", type=int, required=True, help="global batch size (sequences per step)")
     p.add_argument("--mbs", type=int, required=True, help="micro batch size (sequences per forward pass)")
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the cosine schedule")
-    p.add_argument("--min_lr", type=float, default=1e-5, help="final learning rate")
+    entry_point.learning_rate_flags(p)
     p.add_argument("--seq_length", type=int, required=True, help="tokens per sequence")
-    p.add_argument("--data_paths", nargs="+", help="tokenized data prefixes, optionally with weights: 30 a 70 b")
-    p.add_argument("--split", default="99,1,0", help="train,validation,test ratios of the data")
-    p.add_argument("--index_mapping_dir", help="where Megatron caches its sample index")
+    entry_point.data_flags(p, "+")
     p.add_argument("--tokenizer", help="local tokenizer folder (default: the student's own)")
     p.add_argument("--num_workers", type=int, default=8, help="data loader worker processes per rank")
-    p.add_argument("--val_check_interval", type=int, default=100, help="validate and checkpoint every N steps")
-    p.add_argument("--limit_val_batches", type=int, default=32, help="batches per validation")
-    p.add_argument("--log_interval", type=int, default=10, help="log every N steps")
+    entry_point.validation_flags(p, "--val_check_interval", "--limit_val_batches")
     p.add_argument("--legacy_ckpt", action="store_true", help="load checkpoints saved with Transformer Engine < 1.14")
     p.add_argument("--distributed_timeout_minutes", type=float, help="fail a collective that waits this long for a process "
                    "(default: torch's 30 min for gloo, 10 for NCCL, Megatron's 30 for its groups)")  # fmt: skip
@@ -142,7 +134,6 @@ def distill(args: argparse.Namespace) -> dict:
 
     llm = nemo_llm()
     from nemo import lightning as nl
-    from nemo.collections.common.tokenizers.huggingface.auto_tokenizer import AutoTokenizer
     from nemo.lightning.pytorch.callbacks import ModelCheckpoint
     from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
     from nemo.utils.exp_manager import TimingCallback
@@ -183,18 +174,7 @@ def distill(args: argparse.Namespace) -> dict:
         ),
         callbacks=[TimingCallback(), StopOnNonFiniteLoss(), LogValidationBeforeTraining(), AlignLoggingStepOnResume(), PrintValidationLoss()],
     )
-    # The model's own tokenizer; NeMo's default for the data would download GPT-2's vocabulary.
-    tokenizer = AutoTokenizer(args.tokenizer) if args.tokenizer else nl.io.load_context(str(Path(args.model_path) / "context"), subpath="model.tokenizer")
-    data = llm.PreTrainingDataModule(
-        paths=args.data_paths,
-        seq_length=args.seq_length,
-        global_batch_size=args.gbs,
-        micro_batch_size=args.mbs,
-        split=args.split,
-        index_mapping_dir=args.index_mapping_dir,
-        tokenizer=tokenizer,
-        num_workers=args.num_workers,
-    )
+    data = entry_point.pretraining_data(args, args.model_path, global_batch_size=args.gbs)
     optim = nl.MegatronOptimizerModule(
         OptimizerConfig(optimizer="adam", lr=args.lr, bf16="bf16" in args.precision, use_distributed_optimizer=True),
         CosineAnnealingScheduler(max_steps=args.max_steps, warmup_steps=args.warmup_steps, constant_steps=0, min_lr=args.min_lr),
@@ -235,7 +215,7 @@ def distill(args: argparse.Namespace) -> dict:
         log=logger,
         resume=resume,
         optim=optim,
-        tokenizer=tokenizer,
+        tokenizer=data.tokenizer,
     )
     ranks = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(ranks, {**placement(), **baseline, "peak_gb": round(peak_memory_gb(), 3)})
@@ -274,32 +254,34 @@ def peak_memory_gb() -> float:
 
 
 def launched(args: argparse.Namespace) -> runs.RunState:
-    """`check`, and that torchrun started the nodes and processes the flags name."""
-    run_state = check(args)
-    nodes.require_nodes(args.devices, args.num_nodes)
-    require_launched(args.devices, args.num_nodes)
-    return run_state
+    """`check`, and that torchrun started the nodes and processes the flags name; on every node together."""
+
+    def on_this_node() -> runs.RunState:
+        run_state = check(args)
+        nodes.require_nodes(args.devices, args.num_nodes)
+        require_launched(args.devices, args.num_nodes)
+        return run_state
+
+    return nodes.start_together(on_this_node, Path(args.log_dir), "--log_dir")
+
+
+def finished(directory: str | Path, run_state: runs.RunState, layout: runs.Layout = runs.NEMO) -> bool:
+    """Whether the run is finished; rank 0 says the run's state and, if it is finished, its best checkpoint."""
+    if is_rank0():
+        print(f"Run {directory}: {run_state}.")
+    if run_state.status == "finished" and is_rank0():
+        record = runs.record_best(Path(directory), layout)
+        print(f"Nothing to do (a larger --{layout.steps} continues it at --min_lr; --overwrite trains it again). Best checkpoint: {record['checkpoint']}")
+    return run_state.status == "finished"
+
+
+def run(args: argparse.Namespace, run_state: runs.RunState) -> int:
+    """Train, unless the run is finished, rank 0 holding the run's lock."""
+    if not finished(run_dir(args), run_state):
+        with entry_point.writing(run_dir(args), "--name"):
+            distill(args)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        run_state = nodes.start_together(lambda: launched(args), Path(args.log_dir), "--log_dir")
-    except SettingError as error:
-        print(f"helpers.distill refused to start:\n{error}", file=sys.stderr)
-        return 2
-    if is_rank0():
-        print(f"Run {run_dir(args)}: {run_state}.")
-    if run_state.status == "finished":
-        if is_rank0():
-            record = runs.record_best(run_dir(args))
-            print(
-                f"Nothing to do (a larger --max_steps continues it at --min_lr; --overwrite trains it again). "
-                f"Best checkpoint: {record['checkpoint']}"
-            )
-        return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with exclusive(run_dir(args), "--name") if is_rank0() else nullcontext():  # rank 0 writes; the lock ends with it
-        distill(args)
-    return 0
-
+    return entry_point.main(parser(), argv, launched, run)

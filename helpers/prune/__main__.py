@@ -1,8 +1,3 @@
-import sys
+from helpers.run.entry_point import run_module
 
-from helpers.run.stack import pause_garbage_collection
-
-pause_garbage_collection()  # through every import, until NeMo's stack is in (helpers/run/stack.py)
-from helpers.prune.cli import main  # noqa: E402
-
-sys.exit(main())
+run_module("helpers.prune.cli", nemo=True)

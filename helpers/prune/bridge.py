@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,9 +38,10 @@ from helpers.conversion import bridge as conversion
 from helpers.conversion.logits import sample_token_ids
 from helpers.models.checkpoints import architecture
 from helpers.conversion.jobs import inspect_hf_checkpoint
-from helpers.errors import Problem, SettingError, raise_if_any
+from helpers.errors import Problem, raise_if_any
+from helpers.run import entry_point
 from helpers.run.launch import is_rank0
-from helpers.run.outputs import exclusive, partial_path, remove, require_not_running
+from helpers.run.outputs import partial_path, remove, require_not_running
 from helpers.prune import importance, search
 from helpers.prune.checks import PruneFacts, check_prune_args, gather
 from helpers.prune.scores import require_score_data, score_function
@@ -87,8 +86,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output_hf_path", required=True, help="where to write the pruned Hugging Face checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --output_hf_path")
     p.add_argument("--pp_size", type=int, default=1, help="pipeline parallel size (= processes: pruning has no other parallelism)")
-    p.add_argument("--num_layers_in_first_pipeline_stage", type=int, help="default: split layers evenly")
-    p.add_argument("--num_layers_in_last_pipeline_stage", type=int, help="default: split layers evenly")
+    entry_point.pipeline_stage_flags(p)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--prune_export_config", type=json.loads, help='pruned sizes as JSON, e.g. \'{"hidden_size": 512, "ffn_hidden_size": 2048}\'')
     target.add_argument("--prune_target_params", type=float, help="a parameter budget: search for the architecture under it that scores best")
@@ -105,9 +103,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calib_num_samples", type=int, default=1024, help="calibration samples, divisible by --calib_mbs")
     p.add_argument("--calib_mbs", type=int, default=1, help="calibration micro batch size")
     p.add_argument("--seq_length", type=int, default=4096, help="calibration sequence length")
-    p.add_argument("--data_paths", nargs="*", help="tokenized data prefixes, optionally with weights: 30 a 70 b")
-    p.add_argument("--split", default="99,1,0", help="train,validation,test ratios of the data (calibration reads train)")
-    p.add_argument("--index_mapping_dir", help="where Megatron caches its sample index")
+    entry_point.data_flags(p, "*", split_help=f"{entry_point.SPLIT_HELP} (calibration reads train)")
     return p
 
 
@@ -315,20 +311,23 @@ def prune(args: argparse.Namespace) -> Path:
     return output
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        check(args)
-        conversion.require_launched(args.pp_size)
-    except SettingError as error:
-        print(f"helpers.prune.bridge refused to start:\n{error}", file=sys.stderr)
-        return 2
+def launched(args: argparse.Namespace) -> None:
+    """`check`, and that torchrun started one process per pipeline stage."""
+    check(args)
+    conversion.require_launched(args.pp_size)
+
+
+def run(args: argparse.Namespace, _: None) -> int:
+    """Prune, rank 0 holding the lock of --output_hf_path; then leave the process group."""
     rehearsal.enable_bridge()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # torchrun stopping us still cleans up
-    with exclusive(Path(args.output_hf_path), "--output_hf_path") if is_rank0() else nullcontext():
+    with entry_point.writing(Path(args.output_hf_path), "--output_hf_path"):
         prune(args)
     conversion.stop_distributed()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, launched, run)
 
 
 if __name__ == "__main__":

@@ -15,27 +15,22 @@ steps load it without --legacy_ckpt; Minitron's importance scores are saved in t
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 from helpers.models.checkpoints import architecture, require_nemo_checkpoint
-from helpers.errors import SettingError
+from helpers.run import entry_point
 from helpers.run.launch import is_rank0, require_launched
-from helpers.run.outputs import exclusive, partial_path, remove, require_not_running
+from helpers.run.outputs import partial_path, remove, require_not_running
 from helpers.prune import importance, resave
 from helpers.prune.checks import check_prune_args, gather
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.prune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--devices", type=int, default=1, help="processes (GPUs) per node")
-    p.add_argument("--num_nodes", type=int, default=1)
+    entry_point.launch_flags(p)
     p.add_argument("--tp_size", type=int, default=1, help="tensor parallel size: 1 unless dropping layers")
     p.add_argument("--pp_size", type=int, default=1, help="pipeline parallel size")
-    p.add_argument("--num_layers_in_first_pipeline_stage", type=int, help="default: split layers evenly")
-    p.add_argument("--num_layers_in_last_pipeline_stage", type=int, help="default: split layers evenly")
+    entry_point.pipeline_stage_flags(p)
     p.add_argument("--restore_path", required=True, help="NeMo 2 checkpoint to prune")
     p.add_argument("--save_path", required=True, help="where to write the pruned checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --save_path")
@@ -44,9 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seq_length", type=int, help="calibration sequence length (not needed with --drop_layers)")
     p.add_argument("--num_train_samples", type=int, default=1024, help="calibration samples, divisible by --mbs")
     p.add_argument("--mbs", type=int, default=1, help="calibration micro batch size")
-    p.add_argument("--data_paths", nargs="*", help="tokenized data prefixes, optionally with weights: 30 a 70 b")
-    p.add_argument("--split", default="99,1,0", help="train,validation,test ratios of the data")
-    p.add_argument("--index_mapping_dir", help="where Megatron caches its sample index")
+    entry_point.data_flags(p, "*")
     p.add_argument("--num_workers", type=int, default=8, help="data loader worker processes per rank")
     p.add_argument("--target_ffn_hidden_size", type=int, help="prune the MLP hidden size to this")
     p.add_argument("--target_hidden_size", type=int, help="prune the embedding (hidden) size to this")
@@ -73,7 +66,6 @@ def prune(args: argparse.Namespace) -> Path:
 
     llm = nemo_llm()
     from nemo.collections.llm.modelopt.prune import PruningConfig
-    from nemo.lightning import io
 
     restore, save = Path(args.restore_path), Path(args.save_path)
     work = partial_path(save)
@@ -83,22 +75,8 @@ def prune(args: argparse.Namespace) -> Path:
         remove(work)
         remove(complete)
     data = None
-    if args.drop_layers is None:
-        tokenizer = io.load_context(str(restore / "context"), subpath="model.tokenizer")
-        if args.tokenizer:
-            from nemo.collections.common.tokenizers.huggingface.auto_tokenizer import AutoTokenizer
-
-            tokenizer = AutoTokenizer(args.tokenizer)
-        data = llm.PreTrainingDataModule(
-            paths=args.data_paths,
-            seq_length=args.seq_length,
-            micro_batch_size=args.mbs,
-            global_batch_size=args.mbs,  # no backward pass: one micro batch per step
-            split=args.split,
-            index_mapping_dir=args.index_mapping_dir,
-            tokenizer=tokenizer,  # NeMo's default would download GPT-2's vocabulary
-            num_workers=args.num_workers,
-        )
+    if args.drop_layers is None:  # no backward pass: one micro batch per step
+        data = entry_point.pretraining_data(args, args.restore_path, global_batch_size=args.mbs)
     config = PruningConfig(
         target_ffn_hidden_size=args.target_ffn_hidden_size,
         target_hidden_size=args.target_hidden_size,
@@ -155,16 +133,18 @@ def _dropped(layer_scores: dict[int, float], kept: int) -> list[int]:
     return sorted(ranked[kept:])
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        check(args)
-        require_launched(args.devices, args.num_nodes)
-    except SettingError as error:
-        print(f"helpers.prune refused to start:\n{error}", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # torchrun stopping us still cleans up
-    with exclusive(Path(args.save_path), "--save_path") if is_rank0() else nullcontext():  # rank 0 writes; the lock ends with it
+def launched(args: argparse.Namespace) -> None:
+    """`check`, and that torchrun started the processes the flags name."""
+    check(args)
+    require_launched(args.devices, args.num_nodes)
+
+
+def run(args: argparse.Namespace, _: None) -> int:
+    """Prune, rank 0 holding the lock of --save_path."""
+    with entry_point.writing(Path(args.save_path), "--save_path"):
         prune(args)
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, launched, run)

@@ -27,7 +27,8 @@ import torch
 
 from helpers.data.indexed import token_windows
 from helpers.data.prefixes import missing_datasets
-from helpers.errors import SettingError, refuse
+from helpers.errors import refuse
+from helpers.run import entry_point
 from helpers.run.launch import is_rank0
 from helpers.prune import search
 
@@ -100,24 +101,30 @@ def score(args: argparse.Namespace) -> dict[str, float]:
     return scores
 
 
-def main(argv: list[str] | None = None) -> int:
+def launched(args: argparse.Namespace) -> None:
+    """One process a pipeline stage, and val_loss's held-out data."""
+    from helpers.conversion import bridge as conversion
+
+    conversion.require_launched(args.pp_size)
+    if args.prune_score_func == search.VAL_LOSS:
+        require_score_data(args.score_data_path)
+
+
+def run(args: argparse.Namespace, _: None) -> int:
+    """Score every checkpoint; rank 0 writes the report."""
     from helpers.conversion import bridge as conversion
     from helpers.run.outputs import atomic_output
 
-    args = parser().parse_args(argv)
-    try:
-        conversion.require_launched(args.pp_size)
-        if args.prune_score_func == search.VAL_LOSS:
-            require_score_data(args.score_data_path)
-    except SettingError as error:
-        print(f"helpers.prune.scores refused to start:\n{error}", file=sys.stderr)
-        return 2
     scores = score(args)
     if is_rank0():
         with atomic_output(args.report) as partial:
             partial.write_text(json.dumps({"score_func": args.prune_score_func, "scores": scores}, indent=1))
     conversion.stop_distributed()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, launched, run)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,3 @@
-import sys
+from helpers.run.entry_point import run_module
 
-from helpers.quantize.cli import main
-
-sys.exit(main())
+run_module("helpers.quantize.cli")

@@ -12,12 +12,12 @@ fake-quantized model's logits; quantization_report.json in it holds the checks, 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from helpers.models.checkpoints import is_hf_checkpoint
-from helpers.errors import Problem, SettingError, raise_if_any
-from helpers.run.outputs import exclusive, require_not_running
+from helpers.errors import Problem, raise_if_any
+from helpers.run import entry_point
+from helpers.run.outputs import require_not_running
 from helpers.quantize.recipe import KV_CACHE_QFORMATS, QFORMAT, constant_kv_amax_supported, fp8_supported
 
 
@@ -63,19 +63,18 @@ def check(args: argparse.Namespace) -> None:
     require_not_running(args.export_path, "--export_path")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        check(args)
-    except SettingError as error:
-        print(f"helpers.quantize refused to start:\n{error}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace, _: None) -> int:
+    """Quantize and export, holding the lock of --export_path."""
     from helpers.data.indexed import token_windows
     from helpers.quantize.ptq import quantize
 
     windows = token_windows(args.data_paths, args.calib_seq, args.calib_size)
-    with exclusive(args.export_path, "--export_path"):
+    with entry_point.writing(args.export_path, "--export_path", sigterm=False):
         report = quantize(args.pyt_ckpt_path, args.export_path, windows, args.batch_size, kv_cache_qformat=args.kv_cache_qformat, overwrite=args.overwrite)
     ratio = report["bytes"]["ratio"]
     print(f"FP8 checkpoint: {args.export_path} ({report['bytes']['export']:,} bytes of weights, {ratio:.0%} of the source's)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point.main(parser(), argv, check, run)
