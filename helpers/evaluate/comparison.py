@@ -33,11 +33,10 @@ def hf_checkpoints(ws: Workspace) -> dict[str, Path]:
 
 def configs(paths: dict[str, Path]) -> pd.DataFrame:
     """What each Hugging Face checkpoint's config.json tells a downstream user: sizes, heads and dtype."""
-    keys = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size")
     columns = {}
     for label, path in paths.items():
         config = json.loads((path / "config.json").read_text())
-        columns[label] = {key: config.get(key) for key in keys} | {"dtype": config.get("torch_dtype") or config.get("dtype")}
+        columns[label] = {key: config.get(key) for key in HF_NAMES.values()} | {"dtype": config.get("torch_dtype") or config.get("dtype")}
     return pd.DataFrame(columns)
 
 

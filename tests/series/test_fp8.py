@@ -47,7 +47,7 @@ def test_each_export_reloads_as_the_fake_quantized_model_and_a_plain_load_does_n
 
 
 def test_the_fp8_checkpoints_take_the_bytes_the_plan_predicts(ws, fp8_here):
-    """The dry run's arithmetic (`recipe.weight_bytes`) against the files: one byte per linear-layer parameter, the
+    """The dry run's arithmetic (`architecture.weight_bytes`) against the files: one byte per linear-layer parameter, the
     rest in the source's dtype; the files hold besides only their safetensors header (its JSON index of the tensors:
     7,584 bytes for the tiny teacher) and, in FP8, the per-tensor scales (under 1,000 bytes)."""
     for label, source in steps.sources(ws).items():
