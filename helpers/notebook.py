@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers import rehearsal
 from helpers.models import checkpoints
 from helpers.models.architecture import MEGATRON_NAMES
-from helpers import rehearsal
 from helpers.profiles import Profile, get_profile
 from helpers.routes import DEFAULT_ROUTE, Route, get_route, require_route_installed
 from helpers.workspace import Workspace, open_workspace

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from helpers.conversion.logits import LogitsCheck, judge, sample_token_ids
 from helpers.conversion.jobs import Job, inspect_hf_checkpoint
+from helpers.conversion.logits import LogitsCheck, judge, sample_token_ids
 from helpers.errors import refuse
 from helpers.run import entry_point
 from helpers.run.launch import is_rank0, python_module, run

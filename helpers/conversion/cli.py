@@ -10,11 +10,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from helpers.models.checkpoints import require_nemo_checkpoint
-from helpers.conversion.logits import LogitsCheck, compare_logits, sample_token_ids
 from helpers.conversion.jobs import Job, inspect_hf_checkpoint
+from helpers.conversion.logits import LogitsCheck, compare_logits, sample_token_ids
 from helpers.conversion.steps import export_to_hf, import_to_nemo
 from helpers.errors import refuse
+from helpers.models.checkpoints import require_nemo_checkpoint
 from helpers.run import entry_point
 
 

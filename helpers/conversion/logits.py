@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from helpers.models import hf_model
 from helpers.conversion import nemo_model
 from helpers.conversion.sample_text import SAMPLE_TEXT
 from helpers.errors import refuse
+from helpers.models import hf_model
 
 # When two copies of one model count as the same: both criteria below. The bf16 bounds are re-derived by
 # scripts/calibrate_logits_gate.py: Hugging Face fp32 against the same model in bf16, on a CPU that computes bf16

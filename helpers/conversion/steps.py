@@ -23,14 +23,15 @@ import tempfile
 from pathlib import Path
 
 from helpers import rehearsal
+from helpers.conversion.jobs import NEMO_MODELS, HFModel, Job, export_job
+from helpers.conversion.logits import LogitsCheck
 from helpers.models.architecture import Architecture
 from helpers.models.checkpoints import is_hf_checkpoint, is_nemo_checkpoint, require_nemo_checkpoint
-from helpers.conversion.logits import LogitsCheck
-from helpers.conversion.jobs import NEMO_MODELS, HFModel, Job, export_job
 from helpers.run.launch import python_module, run
 from helpers.run.outputs import produce
 from helpers.run.stack import nemo_llm
 from helpers.workspace import Workspace
+
 
 def import_to_nemo(hf: HFModel, output: Path, overwrite: bool = False) -> Path:
     """Convert the Hugging Face checkpoint to a NeMo 2 checkpoint at `output` with `llm.import_ckpt`."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers.models.checkpoints import is_hf_checkpoint
+from helpers.data import build_cache, tiny_teacher
 from helpers.data.corpus import build_offline_wikitext, is_corpus_dir
 from helpers.data.gguf_teacher import gguf_to_hf
-from helpers.data import build_cache, tiny_teacher
 from helpers.data.tokenizer import build_qwen3_tokenizer, is_tokenizer_dir
 from helpers.errors import refuse
-from helpers.run.outputs import produce
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.profiles import ModelSource, Profile
+from helpers.run.outputs import produce
 from helpers.workspace import Workspace
 
 

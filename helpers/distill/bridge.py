@@ -34,11 +34,11 @@ from pathlib import Path
 
 import yaml
 
-from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.distill import runs
 from helpers.distill.checks import DistillFacts, check_distill_args, gather
 from helpers.distill.cli import finished
 from helpers.errors import Problem, SettingError, flag, raise_if_any
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.run import entry_point
 from helpers.run.launch import is_rank0, rank0_first, require_launched
 from helpers.run.outputs import remove, require_not_running
@@ -243,7 +243,14 @@ def config(args: argparse.Namespace, lr_decay_iters: int):
     from megatron.bridge.models.distillation_provider import convert_to_distillation_provider
     from megatron.bridge.recipes.utils.optimizer_utils import distributed_fused_adam_with_cosine_annealing
     from megatron.bridge.training.config import (
-        CheckpointConfig, ConfigContainer, DistributedInitConfig, GPTDatasetConfig, LoggerConfig, RNGConfig, TokenizerConfig, TrainingConfig,
+        CheckpointConfig,
+        ConfigContainer,
+        DistributedInitConfig,
+        GPTDatasetConfig,
+        LoggerConfig,
+        RNGConfig,
+        TokenizerConfig,
+        TrainingConfig,
     )  # fmt: skip
     from megatron.bridge.training.post_training.distillation import ModelOptDistillConfig
     from megatron.core.datasets.utils import get_blend_from_list

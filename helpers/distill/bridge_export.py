@@ -16,12 +16,12 @@ import json
 import sys
 from pathlib import Path
 
-from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.conversion import bridge as conversion
-from helpers.conversion.logits import LogitsCheck, sample_token_ids
 from helpers.conversion.jobs import Job
+from helpers.conversion.logits import LogitsCheck, sample_token_ids
 from helpers.distill import runs
 from helpers.errors import refuse
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.run import entry_point
 from helpers.run.launch import python_module
 from helpers.run.outputs import produce

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.conversion.logits import LogitsCheck
 from helpers.conversion.jobs import export_job
+from helpers.conversion.logits import LogitsCheck
 from helpers.distill import bridge, bridge_export, nodes, runs
 from helpers.distill.budget import plan
-from helpers.distill.steps import CURVES, memory_estimates
 from helpers.distill.live import VAL, LiveCurves
-from helpers.run.launch import run, torchrun
+from helpers.distill.steps import CURVES, memory_estimates
 from helpers.plots import color
 from helpers.profiles import Profile
+from helpers.run.launch import run, torchrun
 from helpers.workspace import Workspace
 
 

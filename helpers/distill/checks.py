@@ -9,11 +9,11 @@ from pathlib import Path
 
 import yaml
 
+from helpers.data.prefixes import missing_data, missing_datasets
 from helpers.distill.budget import data_parallel_size, model_parallel_size
+from helpers.errors import Problem, flag, raise_if_any
 from helpers.models.architecture import Architecture
 from helpers.models.checkpoints import architecture, is_hf_checkpoint, parameter_counts, tokenizer_dir
-from helpers.data.prefixes import missing_data, missing_datasets
-from helpers.errors import Problem, flag, raise_if_any
 
 KD_CONFIG_KEYS = {"logit_layers", "intermediate_layer_pairs", "skip_lm_loss", "kd_loss_scale"}
 PRECISIONS = ("bf16-mixed", "16-mixed", "32")

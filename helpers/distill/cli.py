@@ -29,10 +29,10 @@ import argparse
 import os
 from pathlib import Path
 
-from helpers.models.checkpoints import require_nemo_checkpoint
 from helpers.distill import nodes, runs
 from helpers.distill.checks import check_distill_args, gather
 from helpers.errors import raise_if_any
+from helpers.models.checkpoints import require_nemo_checkpoint
 from helpers.run import entry_point
 from helpers.run.launch import is_rank0, rank0_first, require_launched
 from helpers.run.outputs import remove, require_not_running

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.models.checkpoints import is_nemo_checkpoint
 from helpers.errors import Problem
+from helpers.models.checkpoints import is_nemo_checkpoint
 from helpers.run.outputs import remove
 
 SETTINGS = Path("settings") / "run.json"

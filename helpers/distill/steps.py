@@ -8,14 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import conversion
-from helpers.distill import events
-from helpers.models.checkpoints import is_hf_checkpoint
-from helpers.distill import budget, cli, nodes, runs
+from helpers.distill import budget, cli, events, nodes, runs
 from helpers.distill.budget import memory_per_device, model_shape, plan
 from helpers.distill.live import LiveCurves
-from helpers.run.launch import run, torchrun
+from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.plots import color
 from helpers.profiles import Profile
+from helpers.run.launch import run, torchrun
 from helpers.workspace import Workspace
 
 CURVES = ("reduced_train_loss", "val_loss")

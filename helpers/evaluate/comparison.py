@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import distill
-from helpers.models import hf_model
 from helpers.data.indexed import token_windows
 from helpers.evaluate import mmlu, perplexity, speed
 from helpers.evaluate.perplexity import NOISE
+from helpers.models import hf_model
+from helpers.models.architecture import HF_NAMES
 from helpers.profiles import Profile
 from helpers.routes import get_route, installed_versions
 from helpers.workspace import Workspace

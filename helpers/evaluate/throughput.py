@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 from helpers.errors import Problem
-from helpers.run.launch import run
 from helpers.profiles import QuantizeSettings
+from helpers.run.launch import run
 
 CONTAINER = "vllm/vllm-openai (vLLM's own image; `pip install vllm` in a fresh environment works too)"
 _THROUGHPUT = re.compile(r"Throughput: ([\d.]+) requests/s, ([\d.]+) total tokens/s, ([\d.]+) output tokens/s")

@@ -35,16 +35,17 @@ import torch
 
 from helpers import rehearsal
 from helpers.conversion import bridge as conversion
-from helpers.conversion.logits import sample_token_ids
-from helpers.models.checkpoints import architecture
 from helpers.conversion.jobs import inspect_hf_checkpoint
+from helpers.conversion.logits import sample_token_ids
 from helpers.errors import Problem, raise_if_any
-from helpers.run import entry_point
-from helpers.run.launch import is_rank0
-from helpers.run.outputs import partial_path, remove, require_not_running
+from helpers.models.architecture import HF_NAMES, MEGATRON_NAMES
+from helpers.models.checkpoints import architecture
 from helpers.prune import importance, search
 from helpers.prune.checks import PruneFacts, check_prune_args, gather
 from helpers.prune.scores import require_score_data, score_function
+from helpers.run import entry_point
+from helpers.run.launch import is_rank0
+from helpers.run.outputs import partial_path, remove, require_not_running
 
 # ModelOpt's export-config names, by the NeMo-named attribute the shared rules (`checks`) judge.
 EXPORT_CONFIG = {
@@ -269,8 +270,9 @@ def save_hf(loaded: conversion.Loaded, output: Path, dropped_layers: list[int]) 
     if is_rank0():
         loaded.bridge.hf_pretrained.save_artifacts(output)
         hf, pruned = AutoConfig.from_pretrained(output), loaded.module.config
-        hf.hidden_size, hf.intermediate_size, hf.num_hidden_layers = pruned.hidden_size, pruned.ffn_hidden_size, pruned.num_layers
-        hf.num_attention_heads, hf.num_key_value_heads, hf.head_dim = pruned.num_attention_heads, pruned.num_query_groups, pruned.kv_channels
+        for field, key in HF_NAMES.items():
+            if field != "vocab_size":  # pruning keeps the vocabulary
+                setattr(hf, key, getattr(pruned, MEGATRON_NAMES[field]))
         if getattr(hf, "layer_types", None):  # one attention type per layer: the kept layers'
             hf.layer_types = [kind for number, kind in enumerate(hf.layer_types, 1) if number not in dropped_layers]
         # A placeholder of the pruned shapes: the bridge below learns the weights' names and files from it.

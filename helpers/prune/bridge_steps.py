@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers.models.checkpoints import architecture, is_hf_checkpoint, parameter_counts
 from helpers.conversion import LogitsCheck
 from helpers.errors import refuse
-from helpers.run.launch import run, torchrun
+from helpers.models.checkpoints import architecture, is_hf_checkpoint, parameter_counts
 from helpers.profiles import KINDS, Profile
-from helpers.routes import SEARCHED
 from helpers.prune import bridge, importance, search
+from helpers.routes import SEARCHED
+from helpers.run.launch import run, torchrun
 from helpers.workspace import Workspace
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from helpers.models.architecture import Architecture
-from helpers.models.checkpoints import architecture, is_nemo_checkpoint
 from helpers.data.prefixes import missing_data, missing_datasets
 from helpers.errors import Problem, flag, raise_if_any
+from helpers.models.architecture import Architecture
+from helpers.models.checkpoints import architecture, is_nemo_checkpoint
 
 # Granularity of ModelOpt 0.35.1's Minitron search space for GPT models (the `default_rules` of
 # modelopt/torch/prune/plugins/mcore_minitron.py): a width target must be one of its choices.

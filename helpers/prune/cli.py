@@ -18,11 +18,11 @@ import argparse
 from pathlib import Path
 
 from helpers.models.checkpoints import architecture, require_nemo_checkpoint
+from helpers.prune import importance, resave
+from helpers.prune.checks import check_prune_args, gather
 from helpers.run import entry_point
 from helpers.run.launch import is_rank0, require_launched
 from helpers.run.outputs import partial_path, remove, require_not_running
-from helpers.prune import importance, resave
-from helpers.prune.checks import check_prune_args, gather
 
 
 def parser() -> argparse.ArgumentParser:

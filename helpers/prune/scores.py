@@ -28,9 +28,9 @@ import torch
 from helpers.data.indexed import token_windows
 from helpers.data.prefixes import missing_datasets
 from helpers.errors import refuse
+from helpers.prune import search
 from helpers.run import entry_point
 from helpers.run.launch import is_rank0
-from helpers.prune import search
 
 
 def score_function(name: str, loaded, *, hf_dir: Path, data_path: Path | None, num_samples: int, seq_length: int, mbs: int) -> Callable[[torch.nn.Module], float]:

@@ -21,8 +21,8 @@ from dataclasses import replace
 from itertools import product
 from pathlib import Path
 
-from helpers.models.architecture import Architecture
 from helpers.errors import Problem
+from helpers.models.architecture import Architecture
 
 # The divisors prune_minitron.py gives `get_mcore_minitron_config` for a search (0.43: L263-268; 0.44 L278-283,
 # where --ss_channel_divisor replaces the first two).

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.models.checkpoints import architecture, is_nemo_checkpoint
 from helpers.conversion import LogitsCheck
 from helpers.conversion import export as export_to_hf
-from helpers.run.launch import torchrun
+from helpers.models.checkpoints import architecture, is_nemo_checkpoint
 from helpers.profiles import KINDS, Profile
 from helpers.prune import cli, importance
+from helpers.run.launch import torchrun
 from helpers.workspace import Workspace
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from helpers.models.checkpoints import is_hf_checkpoint
 from helpers.errors import Problem, raise_if_any
+from helpers.models.checkpoints import is_hf_checkpoint
+from helpers.quantize.recipe import KV_CACHE_QFORMATS, QFORMAT, constant_kv_amax_supported, fp8_supported
 from helpers.run import entry_point
 from helpers.run.outputs import require_not_running
-from helpers.quantize.recipe import KV_CACHE_QFORMATS, QFORMAT, constant_kv_amax_supported, fp8_supported
 
 
 def parser() -> argparse.ArgumentParser:

@@ -15,9 +15,9 @@ import torch
 
 from helpers.conversion.logits import MIN_TOKENS, LogitsCheck, judge
 from helpers.models.hf_model import loaded
-from helpers.run.outputs import produce
 from helpers.quantize.recipe import FP8_MAX, QFORMAT, default_kv_cache_qformat, describe, quant_config
 from helpers.quantize.reload import load_fp8, load_ignoring_scales, quantization_config
+from helpers.run.outputs import produce
 
 REPORT = "quantization_report.json"  # written into the export: the export and its checks appear together
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.models import hf_model
 from helpers.data.indexed import token_windows
-from helpers.evaluate import comparison, perplexity, throughput
 from helpers.errors import raise_if_any
+from helpers.evaluate import comparison, perplexity, throughput
 from helpers.evaluate.perplexity import NOISE
-from helpers.run.launch import python_module
+from helpers.models import hf_model
 from helpers.profiles import Profile
 from helpers.quantize import ptq
 from helpers.quantize.recipe import QFORMAT, default_kv_cache_qformat, describe, fp8_supported
+from helpers.run.launch import python_module
 from helpers.workspace import Workspace
 
 FP8 = "-fp8"  # a quantized model's label: its source's, with this suffix (per-window scores, figures)

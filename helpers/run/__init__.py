@@ -5,4 +5,5 @@
     timings.py      where a series' time goes: each command's start-up and work, read back as a table
     stack.py        importing a route's stack (NeMo 2 or Megatron-Bridge) once, timed
     outputs.py      idempotent outputs: reuse a valid one, replace on request, never leave one half-written
+    entry_point.py  what every entry point does alike: shared flags, NeMo's data module, main's sequence
 """

@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from helpers.run.cell_output import Screen
 from helpers.errors import refuse
+from helpers.run.cell_output import Screen
 from helpers.run.timings import Stopwatch
 
 # torch.distributed settings a notebook kernel may hold after running NeMo in-process, and those torchrun

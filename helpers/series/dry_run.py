@@ -19,17 +19,17 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import conversion, distill, prune
-from helpers.models.architecture import Architecture, weight_bytes
 from helpers.distill import budget, nodes
 from helpers.distill.checks import DistillFacts, check_distill_args
 from helpers.errors import Problem, SettingError, refuse
 from helpers.evaluate import losses, mmlu, throughput
+from helpers.models.architecture import Architecture, weight_bytes
 from helpers.profiles import KINDS, Profile
 from helpers.prune import search
+from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.quantize import cli as quantize_cli
 from helpers.quantize import steps as quantize_steps
 from helpers.routes import SEARCHED, get_route
-from helpers.prune.checks import PruneFacts, check_prune_args
 from helpers.workspace import Workspace
 
 HUB_CONFIGS = Path(__file__).parent.parent / "hub_configs"

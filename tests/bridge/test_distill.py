@@ -17,8 +17,8 @@ from small_qwen3 import random_documents, small_qwen3, word_tokenizer
 
 from helpers.distill import bridge, bridge_steps, runs
 from helpers.errors import SettingError
-from helpers.run.launch import child_env
 from helpers.profiles import get_profile
+from helpers.run.launch import child_env
 from helpers.workspace import Workspace
 
 TINY = get_profile("tiny")

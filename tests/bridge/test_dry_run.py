@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.series import dry_run
 from helpers.profiles import PROFILES
+from helpers.series import dry_run
 from helpers.workspace import Workspace
 
 WS = Workspace(Path("/w/qwen3-8b/bridge"), "Qwen3-8B", route="bridge")

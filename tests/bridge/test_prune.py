@@ -10,11 +10,11 @@ import pytest
 import torch
 from small_hf import data_prefix, small_hf_qwen3, tensors
 
-from helpers.models.checkpoints import architecture
-from helpers.run.launch import torchrun
-from helpers.profiles import get_profile
 from helpers import prune as pruning
+from helpers.models.checkpoints import architecture
+from helpers.profiles import get_profile
 from helpers.prune import bridge, bridge_steps, importance, search
+from helpers.run.launch import torchrun
 from helpers.workspace import Workspace
 
 CALIBRATION = ["--calib_num_samples", "8", "--calib_mbs", "2", "--seq_length", "64"]

@@ -12,10 +12,10 @@ from small_hf import data_prefix, small_hf_qwen3, tensors
 
 from helpers.conversion.logits import judge
 from helpers.data.indexed import token_windows
-from helpers.run.outputs import partial_path
 from helpers.quantize import cli, ptq
 from helpers.quantize.recipe import FP8_MAX, default_kv_cache_qformat, quant_config
 from helpers.quantize.reload import load_fp8, load_ignoring_scales
+from helpers.run.outputs import partial_path
 
 CALIBRATION = {"--calib_size": 16, "--calib_seq": 64, "--batch_size": 4}
 QUANTIZED = {"self_attn": ("q_proj", "k_proj", "v_proj", "o_proj"), "mlp": ("gate_proj", "up_proj", "down_proj")}

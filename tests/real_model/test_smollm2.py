@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from helpers import conversion
-from helpers.models import hf_model
 from helpers.data import sources
 from helpers.evaluate import perplexity
+from helpers.models import hf_model
 from helpers.profiles import PROFILES
 from helpers.workspace import Workspace, workspace_root
 

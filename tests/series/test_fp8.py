@@ -13,9 +13,9 @@ import math
 
 import pytest
 
+from helpers.models.architecture import weight_bytes
 from helpers.models.checkpoints import parameter_counts
 from helpers.quantize import ptq, steps
-from helpers.models.architecture import weight_bytes
 from helpers.quantize.recipe import fp8_supported
 
 

@@ -91,9 +91,9 @@ def test_a_target_modelopt_cannot_honour_is_refused_before_loading(profile, ws, 
 
 def test_the_dry_runs_arithmetic_matches_the_real_checkpoints(profile, ws, require):
     """The parameter counts and student shapes the full-profile dry run derives, checked on the tiny run's weights."""
-    from helpers.series import dry_run
     from helpers import prune
     from helpers.models.checkpoints import parameter_counts
+    from helpers.series import dry_run
 
     teacher = architecture(require(ws.teacher, "01"))
     for name, path in {"teacher": ws.teacher, "depth": ws.pruned("depth"), "width": ws.pruned("width")}.items():

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers import distill, prune
-from helpers.series import dry_run
 from helpers.profiles import PROFILES
+from helpers.series import dry_run
 from helpers.workspace import Workspace
 
 WS = Workspace(Path("/w/qwen3-8b"), "Qwen3-8B")

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 
 from helpers.distill import nodes, runs
-from helpers.run.launch import child_env
 from helpers.profiles import get_profile
+from helpers.run.launch import child_env
 
 PROFILE = get_profile("tiny")
 SETTINGS = {"max_steps": "4", "val_check_interval": "2", "warmup_steps": "2", "log_interval": "1", "gbs": "48",

@@ -11,10 +11,10 @@ import textwrap
 import pytest
 from launches import free_port
 
-from helpers.series import dry_run
 from helpers.distill import budget, nodes
 from helpers.errors import SettingError
 from helpers.profiles import PROFILES
+from helpers.series import dry_run
 from helpers.workspace import Workspace
 
 QWEN3_8B = PROFILES["qwen3-8b"]

@@ -11,8 +11,7 @@ import pytest
 from launches import PROFILE, SETTINGS, changed, first_step, kill, start, wait_for_first_checkpoint
 
 from helpers import distill
-from helpers.distill import events
-from helpers.distill import cli, runs
+from helpers.distill import cli, events, runs
 from helpers.run.launch import run, torchrun
 
 

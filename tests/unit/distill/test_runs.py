@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import pytest
 from fakes import TINY, nemo_checkpoint
 
-from helpers.distill import events
-from helpers.distill import runs
+from helpers.distill import events, runs
 from helpers.distill.callbacks import AlignLoggingStepOnResume, LogValidationBeforeTraining, StopOnNonFiniteLoss
 
 

@@ -20,8 +20,7 @@ import pytest
 from launches import PROFILE, SETTINGS, changed, kill, start_two_nodes, wait_for_first_checkpoint
 
 from helpers import distill
-from helpers.distill import events
-from helpers.distill import nodes, runs
+from helpers.distill import events, nodes, runs
 from helpers.run.launch import run, torchrun
 
 TIMEOUT_MINUTES = "2"  # the process groups' limit on two nodes (gloo's own: 30 min)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from helpers import distill, plots, series
-from helpers.run import timings
 from helpers.evaluate import comparison, speed
+from helpers.run import timings
 from helpers.workspace import Workspace
 
 UNRELIABLE = ("depth-distilled", "prefill")  # the only ratio still uncertain by more than the bound

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from helpers.series.dry_run import HUB_CONFIGS
 from helpers.evaluate import throughput
 from helpers.profiles import PROFILES, QuantizeSettings
+from helpers.series.dry_run import HUB_CONFIGS
 
 # The two lines vLLM writes that the benchmark reads (vllm/v1/worker/gpu_model_runner.py's load_model and
 # vllm/benchmarks/throughput.py's summary), amid the rest of a run's output.

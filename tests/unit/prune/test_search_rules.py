@@ -3,11 +3,11 @@ limits refused before a model is loaded (what ModelOpt prints for the same model
 
 import pytest
 
-from helpers.series.dry_run import published_teacher, search_budget
 from helpers.errors import SettingError
 from helpers.profiles import PROFILES
 from helpers.prune import bridge, search
 from helpers.prune.checks import PruneFacts
+from helpers.series.dry_run import published_teacher, search_budget
 
 QWEN3_8B = published_teacher("Qwen/Qwen3-8B")
 LIMITS = {"channel_divisor": None, "max_width_pruning": 0.4, "max_depth_pruning": 0.2, "hparams_to_skip": (), "top_k": 10, "score_func": "mmlu_5pct"}
