@@ -72,6 +72,12 @@ class Workspace:
             return self.pruned(kind)
         return self.exported(label)
 
+    @property
+    def deployed(self) -> dict[str, Path]:
+        """The teacher and each distilled student, the checkpoints one would deploy (what is quantized to FP8 and
+        scored on MMLU): {label: Hugging Face folder}."""
+        return {label: self.hf_model(label) for label in ("teacher", *(f"{kind}-distilled" for kind in self.students))}
+
     def fp8(self, label: str) -> Path:
         """The FP8 checkpoint of a compared model ("teacher" or "<kind>-distilled")."""
         return self.models / "fp8" / label

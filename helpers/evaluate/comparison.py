@@ -125,11 +125,9 @@ def provenance(ws: Workspace) -> pd.Series:
 
 
 def add_mmlu(profile: Profile, ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
-    """MMLU (5-shot) of the teacher and each distilled student (`quantize.steps.sources`), added to the table and
+    """MMLU (5-shot) of the teacher and each distilled student (`ws.deployed`), added to the table and
     re-saved; where it cannot run, say why, print the commands, and return the table unchanged."""
-    from helpers.quantize.steps import sources
-
-    scores = mmlu.evaluate_all(sources(ws), ws, enabled=profile.evaluation.mmlu)
+    scores = mmlu.evaluate_all(ws.deployed, ws, enabled=profile.evaluation.mmlu)
     return table if scores is None else update(table.assign(**{mmlu.COLUMN: pd.Series(scores)}), ws)
 
 

@@ -24,12 +24,6 @@ FP8 = "-fp8"  # a quantized model's label: its source's, with this suffix (per-w
 MB = 1e6
 
 
-def sources(ws: Workspace) -> dict[str, Path]:
-    """The teacher and each distilled student, the checkpoints one would deploy: what is quantized to FP8 and scored
-    on MMLU."""
-    return {label: ws.hf_model(label) for label in ("teacher", *(f"{kind}-distilled" for kind in ws.students))}
-
-
 def command(profile: Profile, ws: Workspace, label: str) -> list[str]:
     """`python -m helpers.quantize` for one model, with the profile's calibration: what `quantize_all` runs in the
     notebook's process, for a terminal or another machine."""
@@ -54,18 +48,18 @@ def is_current(export: Path, source: Path, profile: Profile) -> bool:
 
 
 def quantize_all(profile: Profile, ws: Workspace, overwrite: bool = False) -> pd.DataFrame | None:
-    """Quantize every model of `sources` to FP8 (a current export is reused unless `overwrite`) and return what each
+    """Quantize every model of `ws.deployed` to FP8 (a current export is reused unless `overwrite`) and return what each
     export's report says. On a stack that cannot fake-quantize FP8 here, say why, print the commands, return None."""
     if reason := fp8_supported():
         print(f"FP8 skipped: {reason}.\nThe commands, for a GPU machine or the Megatron-Bridge route's environment:")
-        for label in sources(ws):
+        for label in ws.deployed:
             print("  " + shlex.join(command(profile, ws, label)))
         return None
     settings = profile.quantize
     windows = token_windows(ws.data_prefix("train"), settings.calib_seq, settings.calib_size)
     print(f"Recipe: {describe(default_kv_cache_qformat())}.")
     reports = {}
-    for label, source in sources(ws).items():
+    for label, source in ws.deployed.items():
         print(f"\n{label} (in a terminal: {shlex.join(command(profile, ws, label))})", flush=True)
         stale = overwrite or (ws.fp8(label).exists() and not is_current(ws.fp8(label), source, profile))
         reports[label] = ptq.quantize(source, ws.fp8(label), windows, settings.batch_size, overwrite=stale)
@@ -102,13 +96,13 @@ def measure(profile: Profile, ws: Workspace, table: pd.DataFrame) -> pd.DataFram
         return comparison.update(table, ws, fp8={"skipped": reason})
     from helpers.quantize.reload import load_fp8
 
-    if missing := [label for label in sources(ws) if not ptq.is_fp8_export(ws.fp8(label))]:
+    if missing := [label for label in ws.deployed if not ptq.is_fp8_export(ws.fp8(label))]:
         raise FileNotFoundError(f"no complete FP8 checkpoint of {', '.join(missing)} in {ws.fp8('')}: run `quantize.quantize_all` (the cell above) first")
     settings, windows = profile.evaluation, comparison.test_windows(profile, ws)
     tokenizer = AutoTokenizer.from_pretrained(ws.hf_teacher)
     rows, per_window = {}, {}
     with hf_model.loaded(ws.hf_teacher) as teacher:
-        for label in sources(ws):
+        for label in ws.deployed:
             # no generation: token by token, simulated FP8 on a CPU is slow, and perplexity and KL already show the cost
             scores = perplexity.evaluate(ws.fp8(label), windows, tokenizer, batch_size=settings.batch_size, prompt=settings.prompt,
                                          max_new_tokens=0, teacher=teacher, load=load_fp8)  # fmt: skip
@@ -166,7 +160,7 @@ def findings(table: pd.DataFrame, per_window: dict[str, dict[str, list[float]]])
 
 def deployable(ws: Workspace) -> dict[str, Path]:
     """Every checkpoint one would deploy, bf16 and FP8 ("<label>-fp8"), by label."""
-    return sources(ws) | {label + FP8: ws.fp8(label) for label in sources(ws)}
+    return ws.deployed | {label + FP8: ws.fp8(label) for label in ws.deployed}
 
 
 def benchmark(profile: Profile, ws: Workspace, table: pd.DataFrame) -> pd.DataFrame | None:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers import REPOSITORY
 from helpers.profiles import DEFAULT_PROFILE, PROFILE_ENV, get_profile
 from helpers.routes import DEFAULT_ROUTE, ROUTE_ENV, ROUTES, get_route, require_route_installed
 from helpers.run import timings
 from helpers.workspace import DEFAULT_WORKDIR, WORKDIR_ENV, Workspace, open_workspace, workspace_root
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 NOTEBOOKS = (
     "01_model_and_data_preparation.ipynb",
     "02_pruning.ipynb",

@@ -97,8 +97,8 @@ def commands(profile: Profile, ws: Workspace) -> list[Step]:
     steps.append(exports)
     if profile.evaluation.mmlu:
         devices = profile.distill.devices * profile.distill.num_nodes
-        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(path, report / "mmlu" / label, devices=devices)) for label, path in quantize_steps.sources(ws).items()]
-    steps += [Step("04", f"FP8: {label}", quantize_steps.command(profile, ws, label)) for label in quantize_steps.sources(ws)]
+        steps += [Step("04", f"MMLU 5-shot: {label}", mmlu.command(path, report / "mmlu" / label, devices=devices)) for label, path in ws.deployed.items()]
+    steps += [Step("04", f"FP8: {label}", quantize_steps.command(profile, ws, label)) for label in ws.deployed]
     steps += [Step("04", f"vLLM throughput: {label}", throughput.command(path, profile.quantize)) for label, path in quantize_steps.deployable(ws).items()]
     return steps
 
@@ -128,7 +128,7 @@ def check_commands(profile: Profile, ws: Workspace, teacher: Teacher) -> list[Pr
         args = prune_entry.parser().parse_args(_entry_arguments(command, "helpers.prune.bridge"))
         facts = PruneFacts(source=teacher.arch, tied_embeddings=teacher.tied_embeddings)
         problems += _problems(lambda: prune_entry.check_args(args, facts), f"prune {SEARCHED}")
-    for label in quantize_steps.sources(ws):
+    for label in ws.deployed:
         args = quantize_cli.parser().parse_args(_entry_arguments(quantize_steps.command(profile, ws, label), "helpers.quantize"))
         problems += [problem._replace(setting=f"FP8 {label}: {problem.setting}") for problem in quantize_cli.settings_problems(args)]
     problems += throughput.problems(profile.quantize, teacher.context_length)

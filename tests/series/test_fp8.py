@@ -29,7 +29,7 @@ def test_every_model_has_its_weights_size_and_each_deployable_one_its_fp8_twin(w
     models = {row["model"]: row for row in results["models"]}
     for label, row in models.items():
         assert row["weights MB"] * 1e6 == ptq.weights_bytes(ws.hf_model(label)), label
-        fp8 = label in steps.sources(ws)
+        fp8 = label in ws.deployed
         assert math.isfinite(row["FP8 test perplexity"] or math.nan) is fp8, label
         if fp8:
             assert row["FP8 weights MB"] < row["weights MB"] and row["FP8 KL to teacher"] > 0
@@ -38,7 +38,7 @@ def test_every_model_has_its_weights_size_and_each_deployable_one_its_fp8_twin(w
 
 
 def test_each_export_reloads_as_the_fake_quantized_model_and_a_plain_load_does_not(ws, fp8_here):
-    for label, source in steps.sources(ws).items():
+    for label, source in ws.deployed.items():
         report = ptq.report(ws.fp8(label))
         assert report["source"] == str(source)
         assert report["logits"]["reload vs FP8"]["passed"] and not report["logits"]["plain load vs FP8"]["passed"], label
@@ -50,7 +50,7 @@ def test_the_fp8_checkpoints_take_the_bytes_the_plan_predicts(ws, fp8_here):
     """The dry run's arithmetic (`architecture.weight_bytes`) against the files: one byte per linear-layer parameter, the
     rest in the source's dtype; the files hold besides only their safetensors header (its JSON index of the tensors:
     7,584 bytes for the tiny teacher) and, in FP8, the per-tensor scales (under 1,000 bytes)."""
-    for label, source in steps.sources(ws).items():
+    for label, source in ws.deployed.items():
         counts = parameter_counts(source)
         dtype_bytes = ptq.weights_bytes(source) // counts["total"]
         assert 0 <= ptq.weights_bytes(source) - weight_bytes(counts, fp8=False, unquantized_bytes=dtype_bytes) < 20_000, label

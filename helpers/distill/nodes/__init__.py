@@ -31,6 +31,7 @@ from typing import TypeVar
 
 import pandas as pd
 
+from helpers import REPOSITORY
 from helpers.distill import budget
 from helpers.distill.checks import data_parallel_problems
 from helpers.errors import Problem, SettingError, raise_if_any, refuse
@@ -40,7 +41,6 @@ from helpers.workspace import Workspace
 T = TypeVar("T")
 PORT = 29500  # the rendezvous port of NeMo's own Slurm launcher (nemo_run/core/execution/launcher.py:44)
 CONTAINER = "nvcr.io/nvidia/nemo:25.09"
-REPOSITORY = Path(__file__).resolve().parents[2]
 MOUNTED = "/workspace/tutorial"  # where the container sees this repository, as the README's `docker run` mounts it
 VISIBLE_WITHIN = 10.0  # seconds a node waits for the first node's file to appear in the shared work directory
 
