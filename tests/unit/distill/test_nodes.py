@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from launches import free_port
@@ -91,6 +92,8 @@ def test_the_slurm_script_is_valid_bash_with_one_torchrun_per_node_in_the_contai
         assert line in text.splitlines()
     assert 'srun --wait=60 --kill-on-bad-exit=1 \\\n    --container-image="$CONTAINER"' in text
     assert '--rdzv_endpoint "$HEAD_NODE:29500" --rdzv_id "$SLURM_JOB_ID" -m helpers.distill --name run' in text
+    repository = next(line for line in text.splitlines() if line.startswith("REPOSITORY="))  # mounted into the container
+    assert Path(repository.removeprefix("REPOSITORY=${REPOSITORY:-").removesuffix("}"), "03_distillation.ipynb").is_file(), repository
 
 
 # Rank 1 stops answering, as a hung process on a live node does (its connections stay open: nothing tells rank 0);
